@@ -503,7 +503,7 @@ fn hex(bytes: &[u8]) -> String {
 
 enum Inner {
     Mapped(Reader<Mapped>),
-    Gzip(Box<Reader<Streamed<MultiGzDecoder<File>>>>),
+    Streamed(Box<Reader<Streamed<Box<dyn Read>>>>),
 }
 
 /// Reads packets from a capture file. See the module docs.
@@ -525,44 +525,17 @@ impl std::fmt::Debug for CaptureReader {
 }
 
 impl CaptureReader {
-    /// Opens a capture, finding its format from its first bytes.
+    /// Opens a capture, finding its format from its first bytes. An uncompressed file is mapped;
+    /// a gzip file is inflated as it is read.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, CaptureError> {
         let path = path.as_ref();
         let io_err = |e| CaptureError::Io { path: path.to_owned(), offset: 0, source: e };
         let mut file = File::open(path).map_err(io_err)?;
         let mut magic = [0u8; 4];
         let n = read_up_to(&mut file, &mut magic).map_err(io_err)?;
-        if n >= 2 && magic[..2] == [0x1f, 0x8b] {
-            let file = File::open(path).map_err(io_err)?;
-            let mut gz = MultiGzDecoder::new(file);
-            let mut inner_magic = [0u8; 4];
-            let n = read_up_to(&mut gz, &mut inner_magic).map_err(io_err)?;
-            if n < 4 {
-                return Err(CaptureError::NotACapture {
-                    path: path.to_owned(),
-                    magic: format!("{} (inside gzip)", hex(&inner_magic[..n])),
-                });
-            }
-            let src = Streamed::new(gz, &inner_magic);
-            let container = container_of(inner_magic);
-            let reader = reader(src, path, inner_magic).map_err(|e| match e {
-                CaptureError::NotACapture { path, magic } => {
-                    CaptureError::NotACapture { path, magic: format!("{magic} (inside gzip)") }
-                }
-                other => other,
-            })?;
-            return Ok(CaptureReader {
-                inner: Inner::Gzip(Box::new(reader)),
-                path: path.to_owned(),
-                container,
-                gzip: true,
-            });
-        }
-        if n < 4 {
-            if n == 0 {
-                return Err(CaptureError::NotACapture { path: path.to_owned(), magic: "(empty file)".into() });
-            }
-            return Err(CaptureError::NotACapture { path: path.to_owned(), magic: hex(&magic[..n]) });
+        if n < 4 || magic[..2] == [0x1f, 0x8b] || !file.metadata().map(|m| m.is_file()).unwrap_or(false) {
+            // gzip, a pipe, or too short to be anything: the streaming path says which.
+            return Self::from_reader(path, Box::new(io::Cursor::new(magic[..n].to_vec()).chain(file)));
         }
         // SAFETY: the mapping is read-only and private to this reader. Like every reader of a
         // mapped file we rely on the file not being truncated while mapped; a capture being
@@ -574,13 +547,54 @@ impl CaptureReader {
         Ok(CaptureReader { inner: Inner::Mapped(reader), path: path.to_owned(), container, gzip: false })
     }
 
+    /// Reads a capture from any byte stream (a pipe, memory, a fuzzer's input). `name` is used in
+    /// error messages.
+    pub fn from_reader(name: impl AsRef<Path>, mut input: Box<dyn Read>) -> Result<Self, CaptureError> {
+        let path = name.as_ref();
+        let io_err = |e| CaptureError::Io { path: path.to_owned(), offset: 0, source: e };
+        let mut magic = [0u8; 4];
+        let n = read_up_to(&mut input, &mut magic).map_err(io_err)?;
+        // `magic` has been consumed: it becomes the stream buffer's first bytes, or, for gzip, is
+        // put back in front of the compressed stream.
+        let (mut input, gzip): (Box<dyn Read>, bool) = if n >= 2 && magic[..2] == [0x1f, 0x8b] {
+            (Box::new(MultiGzDecoder::new(io::Cursor::new(magic[..n].to_vec()).chain(input))), true)
+        } else {
+            (input, false)
+        };
+        let n = if gzip { read_up_to(&mut input, &mut magic).map_err(io_err)? } else { n };
+        let inside = if gzip { " (inside gzip)" } else { "" };
+        if n == 0 {
+            let magic = if gzip { "(empty gzip stream)" } else { "(empty file)" };
+            return Err(CaptureError::NotACapture { path: path.to_owned(), magic: magic.into() });
+        }
+        if n < 4 {
+            return Err(CaptureError::NotACapture {
+                path: path.to_owned(),
+                magic: format!("{}{inside}", hex(&magic[..n])),
+            });
+        }
+        let src = Streamed::new(input, &magic);
+        let reader = reader(src, path, magic).map_err(|e| match e {
+            CaptureError::NotACapture { path, magic } => {
+                CaptureError::NotACapture { path, magic: format!("{magic}{inside}") }
+            }
+            other => other,
+        })?;
+        Ok(CaptureReader {
+            inner: Inner::Streamed(Box::new(reader)),
+            path: path.to_owned(),
+            container: container_of(magic),
+            gzip,
+        })
+    }
+
     /// The next packet; `Ok(None)` at the end (a truncated last record also ends the stream and is
     /// counted in [`CaptureStats::truncated_records`]).
     #[inline]
     pub fn next_packet(&mut self) -> Result<Option<Packet<'_>>, CaptureError> {
         let r = match &mut self.inner {
             Inner::Mapped(r) => r.next_packet(),
-            Inner::Gzip(r) => r.next_packet(),
+            Inner::Streamed(r) => r.next_packet(),
         };
         r.map_err(|(offset, what)| CaptureError::Malformed { path: self.path.clone(), offset, what })
     }
@@ -589,7 +603,7 @@ impl CaptureReader {
     pub fn stats(&self) -> CaptureStats {
         let (mut stats, offset) = match &self.inner {
             Inner::Mapped(r) => (r.stats, r.offset),
-            Inner::Gzip(r) => (r.stats, r.offset),
+            Inner::Streamed(r) => (r.stats, r.offset),
         };
         stats.bytes = offset;
         stats

@@ -50,14 +50,14 @@ impl SegmentBuilder {
 
     /// The sequence number the next message will get.
     pub fn next_seq(&self) -> i64 {
-        self.next_seq + i64::from(self.count)
+        self.next_seq.wrapping_add(i64::from(self.count))
     }
 
     /// Emits the pending messages as one segment sent at `send_time`, and advances the stream.
     pub fn finish(&mut self, send_time: i64) -> Vec<u8> {
         let out = self.header(send_time, self.count, self.payload.len(), Some(&self.payload));
-        self.next_seq += i64::from(self.count);
-        self.next_offset += self.payload.len() as i64;
+        self.next_seq = self.next_seq.wrapping_add(i64::from(self.count));
+        self.next_offset = self.next_offset.wrapping_add(self.payload.len() as i64);
         self.payload.clear();
         self.count = 0;
         out

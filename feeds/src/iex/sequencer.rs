@@ -215,6 +215,12 @@ impl Stream {
     }
 }
 
+/// Messages in the inclusive range `[first, last]`, without overflow for any pair of i64.
+#[inline]
+fn span(first: i64, last: i64) -> u64 {
+    (i128::from(last) - i128::from(first) + 1).clamp(0, i128::from(u64::MAX)) as u64
+}
+
 /// Type, flag byte and timestamp of a segment's first message (zero-padded if shorter).
 #[inline]
 fn fingerprint(seg: &Segment<'_>) -> Option<[u8; 10]> {
@@ -364,7 +370,7 @@ impl Sequencer {
         if first > s.next_seq {
             let (gap_first, gap_last) = (s.next_seq, first - 1);
             self.stats.gaps += 1;
-            self.stats.messages_missing += (gap_last - gap_first + 1) as u64;
+            self.stats.messages_missing = self.stats.messages_missing.saturating_add(span(gap_first, gap_last));
             on_event(SeqEvent::Gap { key, first: gap_first, last: gap_last, from_heartbeat: count == 0 });
             if s.open_gaps == MAX_OPEN_GAPS {
                 let (f, l) = s.gaps[0];
@@ -408,8 +414,8 @@ impl Sequencer {
                     }
                 }
             }
-            let filled = (fill_last - fill_first + 1) as u64;
-            self.stats.messages_missing -= filled;
+            let filled = span(fill_first, fill_last);
+            self.stats.messages_missing = self.stats.messages_missing.saturating_sub(filled);
             self.stats.messages_recovered += filled;
             on_event(SeqEvent::LateFill { key, first: fill_first, last: fill_last });
             let dup_before = (fill_first - first) as u64;

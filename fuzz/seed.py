@@ -1,0 +1,76 @@
+#!/usr/bin/env python3
+"""Seeds the fuzz corpora from the real captures in tests/data/iex (run from anywhere).
+
+capture/   small captures whole, and the first 8 KiB of the large ones (pcap and gzip)
+segment/   every distinct UDP payload of the small captures, plus the raw segment dumps
+message/   protocol byte + every distinct message body seen
+sequencer/ a few headers-only inputs
+"""
+import gzip, hashlib, os, struct, sys
+
+here = os.path.dirname(os.path.abspath(__file__))
+data = os.path.join(here, "..", "tests", "data", "iex")
+out = os.path.join(here, "corpus")
+PROTO_BYTE = {0x8002: 0, 0x8003: 1, 0x8004: 2, 0x8005: 3}
+
+
+def put(target, blob):
+    d = os.path.join(out, target)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, hashlib.sha1(blob).hexdigest()[:16]), "wb") as f:
+        f.write(blob)
+
+
+def udp_payloads(raw):
+    """Classic pcap only (what the small captures are)."""
+    if raw[:4] != b"\xd4\xc3\xb2\xa1":
+        return
+    pos = 24
+    while pos + 16 <= len(raw):
+        caplen = struct.unpack_from("<I", raw, pos + 8)[0]
+        frame = raw[pos + 16 : pos + 16 + caplen]
+        pos += 16 + caplen
+        if len(frame) > 42 and frame[12:14] == b"\x08\x00":
+            ihl = (frame[14] & 15) * 4
+            yield frame[14 + ihl + 8 :]
+
+
+def blocks(seg):
+    proto, count = struct.unpack_from("<H", seg, 2)[0], struct.unpack_from("<H", seg, 14)[0]
+    pos = 40
+    for _ in range(count):
+        if pos + 2 > len(seg):
+            return
+        n = struct.unpack_from("<H", seg, pos)[0]
+        yield proto, seg[pos + 2 : pos + 2 + n]
+        pos += 2 + n
+
+
+for root, _, files in os.walk(data):
+    for name in sorted(files):
+        path = os.path.join(root, name)
+        if name.endswith((".md", ".tsv.gz")):
+            continue
+        raw = open(path, "rb").read()
+        if name.endswith(".dump") or name.endswith(".bin"):
+            if raw[:1] == b"\x01" and len(raw) >= 40:
+                put("segment", raw)
+                for proto, body in blocks(raw):
+                    put("message", bytes([PROTO_BYTE.get(proto, 4)]) + body)
+            else:
+                for p in (1, 2, 3):
+                    put("message", bytes([p]) + raw)
+            continue
+        put("capture", raw if len(raw) <= 16384 else raw[:8192])
+        plain = gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
+        if raw[:2] == b"\x1f\x8b":
+            put("capture", plain[:8192])
+        if len(plain) <= 65536:
+            for seg in udp_payloads(plain):
+                put("segment", seg)
+                for proto, body in blocks(seg):
+                    put("message", bytes([PROTO_BYTE.get(proto, 4)]) + body)
+
+for i in range(4):
+    put("sequencer", bytes(((j * 37 + i) % 256) for j in range(12 * (i + 3))))
+print({t: len(os.listdir(os.path.join(out, t))) for t in sorted(os.listdir(out))})

@@ -1,0 +1,127 @@
+//! The capture reader on every container it accepts: the real DEEP sample written back as pcap
+//! (µs/ns, both byte orders) and pcapng (two interfaces, several `if_tsresol`, both byte orders),
+//! gzipped or not, must replay to the same counts and timestamps; truncation and garbage must be
+//! reported, never panic.
+
+mod common;
+
+use common::*;
+use weir::capture::{CaptureError, CaptureReader, Container};
+use weir::replay::{ReplayReport, replay};
+
+const DEEP: &str = "Sai271828-iex-parser/test.pcap.gz";
+
+fn run(path: &std::path::Path) -> ReplayReport {
+    replay(path, None, &mut (), &mut |_| {}).unwrap()
+}
+
+#[test]
+fn every_container_replays_identically() {
+    let datagrams = load(DEEP);
+    let reference = run(&data(DEEP));
+    assert_eq!(reference.messages, 48_325);
+    let dir = scratch("formats");
+    let formats = [
+        Format::Pcap { big_endian: false, nanos: false },
+        Format::Pcap { big_endian: true, nanos: false },
+        Format::Pcap { big_endian: false, nanos: true },
+        Format::Pcap { big_endian: true, nanos: true },
+        Format::PcapNg { big_endian: false, tsresol: 6 },
+        Format::PcapNg { big_endian: true, tsresol: 9 },
+        Format::PcapNg { big_endian: false, tsresol: 0x80 | 30 },
+    ];
+    for (i, format) in formats.into_iter().enumerate() {
+        let plain = dir.join(format!("f{i}.cap"));
+        write_capture(&plain, &datagrams, format);
+        let gz = dir.join(format!("f{i}.gz.anything"));
+        gzip_to(&gz, &std::fs::read(&plain).unwrap());
+        for path in [&plain, &gz] {
+            let r = run(path);
+            assert_eq!(r.packets, 5_000, "{format:?} {}", path.display());
+            assert_eq!(r.messages, reference.messages, "{format:?}");
+            assert_eq!(r.messages_by_type, reference.messages_by_type, "{format:?}");
+            assert_eq!((r.gaps.count, r.truncated_records, r.errors), (0, 0, 0), "{format:?}");
+            // Timestamps survive (the sample is µs; 2^-30 s units round down by < 1 ns per µs).
+            let mut reader = CaptureReader::open(path).unwrap();
+            let expected_container =
+                if matches!(format, Format::PcapNg { .. }) { Container::PcapNg } else { Container::Pcap };
+            assert_eq!(reader.container(), expected_container);
+            for d in datagrams.iter().take(50) {
+                let p = reader.next_packet().unwrap().unwrap();
+                assert!((p.ts_ns - d.ts_ns).abs() <= 1, "{format:?}: {} vs {}", p.ts_ns, d.ts_ns);
+            }
+        }
+    }
+}
+
+#[test]
+fn truncation_anywhere_is_counted_and_keeps_what_came_before() {
+    let datagrams: Vec<_> = load(DEEP).into_iter().take(40).collect();
+    let dir = scratch("truncate");
+    for format in [Format::Pcap { big_endian: false, nanos: false }, Format::PcapNg { big_endian: false, tsresol: 6 }] {
+        let whole = dir.join("whole");
+        write_capture(&whole, &datagrams, format);
+        let bytes = std::fs::read(&whole).unwrap();
+        let full = run(&whole);
+        let cut_path = dir.join("cut");
+        for cut in (0..bytes.len()).step_by(97) {
+            std::fs::write(&cut_path, &bytes[..cut]).unwrap();
+            match replay(&cut_path, None, &mut (), &mut |_| {}) {
+                Ok(r) => {
+                    assert!(r.packets <= full.packets && r.messages <= full.messages);
+                    assert!(r.truncated_records <= 1);
+                    if r.truncated_records == 0 {
+                        // A cut on a record boundary loses nothing but what was cut.
+                        assert!(r.packets < full.packets || cut == bytes.len());
+                    }
+                }
+                // Too short to hold even the file header.
+                Err(e) => assert!(cut < 40, "cut at {cut}: {e}"),
+            }
+        }
+    }
+}
+
+#[test]
+fn the_real_hist_head_ends_in_a_truncated_block() {
+    let r = run(&data("lvfrazao-IEXTools/example1.pcap"));
+    assert_eq!((r.packets, r.messages, r.truncated_records), (2, 53, 1));
+}
+
+#[test]
+fn bad_input_names_what_and_where() {
+    let dir = scratch("bad");
+    let missing = dir.join("nope.pcap");
+    let e = CaptureReader::open(&missing).unwrap_err();
+    assert!(matches!(e, CaptureError::Io { .. }));
+    assert!(e.to_string().contains("nope.pcap"), "{e}");
+
+    let text = dir.join("notes.pcap");
+    std::fs::write(&text, b"hello world").unwrap();
+    let e = CaptureReader::open(&text).unwrap_err().to_string();
+    assert!(e.contains("68 65 6c 6c") && e.contains("notes.pcap"), "{e}");
+
+    let gz = dir.join("text.gz");
+    gzip_to(&gz, b"not a capture");
+    let e = CaptureReader::open(&gz).unwrap_err().to_string();
+    assert!(e.contains("inside gzip"), "{e}");
+
+    let empty = dir.join("empty");
+    std::fs::write(&empty, b"").unwrap();
+    assert!(CaptureReader::open(&empty).unwrap_err().to_string().contains("empty"));
+
+    // A pcapng block with an impossible length: an error with its byte offset, after the good ones.
+    let good = dir.join("good.pcapng");
+    let datagrams: Vec<_> = load(DEEP).into_iter().take(3).collect();
+    write_capture(&good, &datagrams, Format::PcapNg { big_endian: false, tsresol: 6 });
+    let mut bytes = std::fs::read(&good).unwrap();
+    let at = bytes.len();
+    bytes.extend_from_slice(&[6, 0, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0]);
+    std::fs::write(&good, &bytes).unwrap();
+    let mut r = CaptureReader::open(&good).unwrap();
+    for _ in 0..3 {
+        assert!(r.next_packet().unwrap().is_some());
+    }
+    let e = r.next_packet().unwrap_err().to_string();
+    assert!(e.contains(&format!("byte {at}")) && e.contains("invalid length 7"), "{e}");
+}
