@@ -1,1 +1,144 @@
-fn main() {}
+//! IEX decode throughput, each case beside its baseline in the same group.
+//!
+//! - `deep_messages` / `deep_bytes`: the real DEEP sample (48,325 messages in 5,000 UDP payloads)
+//!   held in memory. `baseline_touch_every_byte` folds every byte of the same buffer;
+//!   `decode` parses segments and decodes every message (reading its timestamp); `decode_sequence`
+//!   is the full per-datagram path of `FeedHandler` (sequencing, decoding, counting).
+//! - `pcap_gz_end_to_end`: 64 copies of the sample (each under its own session id, so nothing is
+//!   a duplicate) as one gzip-compressed pcap in memory, read by `CaptureReader` → frame peel →
+//!   `FeedHandler`; the baseline is inflating the same bytes into nothing.
+//!
+//! Run: `cargo bench --bench iex_decode`.
+
+use std::hint::black_box;
+use std::io::{Read, Write};
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use weir::capture::CaptureReader;
+use weir_feeds::frame::peel_udp;
+use weir_feeds::iex::{FeedHandler, Message, Segment, decode};
+
+const DEEP: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/iex/Sai271828-iex-parser/test.pcap.gz");
+
+/// The sample's UDP payloads, back to back, with their bounds.
+struct Payloads {
+    buf: Vec<u8>,
+    bounds: Vec<(usize, usize)>,
+    messages: u64,
+}
+
+fn load() -> Payloads {
+    let mut r = CaptureReader::open(DEEP).unwrap();
+    let mut p = Payloads { buf: Vec::new(), bounds: Vec::new(), messages: 0 };
+    while let Some(pkt) = r.next_packet().unwrap() {
+        let udp = peel_udp(pkt.link, pkt.data).unwrap();
+        p.bounds.push((p.buf.len(), udp.payload.len()));
+        p.buf.extend_from_slice(udp.payload);
+        p.messages += u64::from(Segment::parse(udp.payload).unwrap().message_count());
+    }
+    p
+}
+
+fn touch_every_byte(buf: &[u8]) -> u64 {
+    buf.chunks(8).fold(0u64, |acc, c| acc.rotate_left(5) ^ c.iter().fold(0u64, |a, &b| a << 8 | u64::from(b)))
+}
+
+fn decode_only(p: &Payloads) -> i64 {
+    let mut acc = 0i64;
+    for &(at, len) in &p.bounds {
+        let Ok(seg) = Segment::parse(&p.buf[at..at + len]) else { continue };
+        let proto = seg.protocol();
+        for block in seg.blocks().flatten() {
+            acc = acc.wrapping_add(match decode(proto, block.bytes) {
+                Ok(Message::PriceLevelUpdate(m)) => m.price(),
+                Ok(Message::TradingStatus(m)) => m.timestamp(),
+                Ok(Message::OperationalHaltStatus(m)) => m.timestamp(),
+                Ok(Message::ShortSalePriceTest(m)) => m.timestamp(),
+                Ok(Message::RetailLiquidityIndicator(m)) => m.timestamp(),
+                Ok(Message::Trade(m)) => m.price(),
+                Ok(m) => i64::from(m.type_byte()),
+                Err(_) => -1,
+            });
+        }
+    }
+    acc
+}
+
+fn decode_sequence(p: &Payloads) -> u64 {
+    let mut h = FeedHandler::new();
+    for &(at, len) in &p.bounds {
+        h.on_datagram(&p.buf[at..at + len], 0, 0, &mut ());
+    }
+    h.stats().messages
+}
+
+fn deep(c: &mut Criterion) {
+    let p = load();
+    assert_eq!(p.messages, 48_325);
+    assert_eq!(decode_sequence(&p), 48_325);
+    for (name, throughput) in
+        [("deep_messages", Throughput::Elements(p.messages)), ("deep_bytes", Throughput::Bytes(p.buf.len() as u64))]
+    {
+        let mut g = c.benchmark_group(name);
+        g.throughput(throughput);
+        g.bench_function("baseline_touch_every_byte", |b| b.iter(|| touch_every_byte(black_box(&p.buf))));
+        g.bench_function("decode", |b| b.iter(|| decode_only(black_box(&p))));
+        g.bench_function("decode_sequence", |b| b.iter(|| decode_sequence(black_box(&p))));
+        g.finish();
+    }
+}
+
+/// The sample `copies` times over, each copy under a new session id, as one gzip pcap in memory.
+fn big_gz(copies: u32) -> (Vec<u8>, u64, u64) {
+    let mut raw = Vec::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(DEEP).unwrap()).read_to_end(&mut raw).unwrap();
+    let mut out = raw[..24].to_vec();
+    let mut messages = 0u64;
+    for copy in 0..copies {
+        let mut at = 24;
+        while at + 16 <= raw.len() {
+            let caplen = u32::from_le_bytes(raw[at + 8..at + 12].try_into().unwrap()) as usize;
+            let start = out.len();
+            out.extend_from_slice(&raw[at..at + 16 + caplen]);
+            // Session id sits 8 bytes into the IEX-TP header, after 16 + 42 bytes of headers.
+            let session = start + 16 + 42 + 8;
+            out[session..session + 4].copy_from_slice(&(0x4000_0000 + copy).to_le_bytes());
+            messages += u64::from(u16::from_le_bytes([out[start + 16 + 42 + 14], out[start + 16 + 42 + 15]]));
+            at += 16 + caplen;
+        }
+    }
+    let raw_len = out.len() as u64;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&out).unwrap();
+    (gz.finish().unwrap(), raw_len, messages)
+}
+
+fn end_to_end(c: &mut Criterion) {
+    let (gz, raw_len, messages) = big_gz(64);
+    let gz: &'static [u8] = Box::leak(gz.into_boxed_slice());
+    let replay = || {
+        let mut r = CaptureReader::from_reader("bench.pcap.gz", Box::new(gz)).unwrap();
+        let mut h = FeedHandler::new();
+        while let Some(pkt) = r.next_packet().unwrap() {
+            if let Ok(udp) = peel_udp(pkt.link, pkt.data) {
+                h.on_datagram(udp.payload, udp.missing, pkt.ts_ns, &mut ());
+            }
+        }
+        h.stats().messages
+    };
+    assert_eq!(replay(), messages);
+    let mut g = c.benchmark_group("pcap_gz_end_to_end");
+    g.throughput(Throughput::Bytes(raw_len));
+    g.sample_size(10);
+    g.bench_function("baseline_inflate_only", |b| {
+        b.iter(|| {
+            let mut d = flate2::read::MultiGzDecoder::new(gz);
+            std::io::copy(&mut d, &mut std::io::sink()).unwrap()
+        })
+    });
+    g.bench_function("replay", |b| b.iter(replay));
+    g.finish();
+}
+
+criterion_group!(benches, deep, end_to_end);
+criterion_main!(benches);

@@ -109,6 +109,11 @@ trait Source {
     /// many are available.
     fn fill(&mut self, n: usize) -> io::Result<usize>;
     fn data(&self) -> &[u8];
+    /// Why the input ended early, if it did (a gzip stream cut short or corrupt, a read error).
+    /// The bytes before the fault stay readable.
+    fn input_error(&mut self) -> Option<io::Error> {
+        None
+    }
     /// Consumes `n` available bytes and lends them out; they stay in place until the next `fill`.
     fn take(&mut self, n: usize) -> &[u8];
 }
@@ -141,13 +146,14 @@ struct Streamed<R> {
     start: usize,
     end: usize,
     eof: bool,
+    error: Option<io::Error>,
 }
 
 impl<R: Read> Streamed<R> {
     fn new(inner: R, prefix: &[u8]) -> Self {
         let mut buf = vec![0u8; STREAM_BUFFER];
         buf[..prefix.len()].copy_from_slice(prefix);
-        Streamed { inner, buf, start: 0, end: prefix.len(), eof: false }
+        Streamed { inner, buf, start: 0, end: prefix.len(), eof: false, error: None }
     }
 }
 
@@ -162,6 +168,9 @@ impl<R: Read> Source for Streamed<R> {
     #[inline]
     fn data(&self) -> &[u8] {
         &self.buf[self.start..self.end]
+    }
+    fn input_error(&mut self) -> Option<io::Error> {
+        self.error.take()
     }
     #[inline]
     fn take(&mut self, n: usize) -> &[u8] {
@@ -188,7 +197,12 @@ impl<R: Read> Streamed<R> {
                 }
                 Ok(k) => self.end += k,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
+                Err(e) => {
+                    // Keep what was read; the reader reports the cut as a truncated record.
+                    self.eof = true;
+                    self.error = Some(e);
+                    break;
+                }
             }
         }
         Ok(self.end)
@@ -267,6 +281,8 @@ struct Reader<S> {
     offset: u64,
     stats: CaptureStats,
     done: bool,
+    /// How the input ended, when it ended inside a record.
+    tail: Option<String>,
 }
 
 type ReadResult<'a> = Result<Option<Packet<'a>>, (u64, String)>;
@@ -280,6 +296,12 @@ impl<S: Source> Reader<S> {
     fn truncated(&mut self) -> ReadResult<'_> {
         self.stats.truncated_records += 1;
         self.done = true;
+        self.tail = Some(match self.src.input_error() {
+            Some(e) => {
+                format!("input ends early at uncompressed byte {}: {e}", self.offset + self.src.data().len() as u64)
+            }
+            None => format!("file ends inside the record at byte {}", self.offset),
+        });
         Ok(None)
     }
 
@@ -494,7 +516,7 @@ fn reader<S: Source>(mut src: S, path: &Path, magic: [u8; 4]) -> Result<Reader<S
         *link = LinkType::from_raw(endian.u32(header, 20) & 0x0fff_ffff);
         offset = 24;
     }
-    Ok(Reader { src, framing, offset, stats: CaptureStats::default(), done: false })
+    Ok(Reader { src, framing, offset, stats: CaptureStats::default(), done: false, tail: None })
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -607,6 +629,15 @@ impl CaptureReader {
         };
         stats.bytes = offset;
         stats
+    }
+
+    /// Where and why the input ended inside a record, if it did (counted in
+    /// [`CaptureStats::truncated_records`]).
+    pub fn truncation(&self) -> Option<&str> {
+        match &self.inner {
+            Inner::Mapped(r) => r.tail.as_deref(),
+            Inner::Streamed(r) => r.tail.as_deref(),
+        }
     }
 
     /// The file.

@@ -237,7 +237,12 @@ pub fn replay<S: MessageSink>(
 
     let elapsed = start.elapsed().as_secs_f64();
     let mut capture = CaptureStats::default();
-    for r in &lines {
+    for (i, r) in lines.iter().enumerate() {
+        if let Some(why) = r.truncation() {
+            // Always kept, even past the first few: it says where the data stops.
+            tracking.errors += 1;
+            tracking.first_errors.push(format!("{}: {why}", tracking.paths[i].display()));
+        }
         let s = r.stats();
         capture.packets += s.packets;
         capture.short_captures += s.short_captures;

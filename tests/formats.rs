@@ -125,3 +125,25 @@ fn bad_input_names_what_and_where() {
     let e = r.next_packet().unwrap_err().to_string();
     assert!(e.contains(&format!("byte {at}")) && e.contains("invalid length 7"), "{e}");
 }
+
+#[test]
+fn a_cut_gzip_stream_keeps_every_whole_record_and_says_where_it_stopped() {
+    let datagrams = load(DEEP);
+    let gz = std::fs::read(data(DEEP)).unwrap();
+    let dir = scratch("cutgz");
+    let cut = dir.join("cut.pcap.gz");
+    std::fs::write(&cut, &gz[..gz.len() * 2 / 3]).unwrap();
+    let r = run(&cut);
+    assert_eq!(r.truncated_records, 1);
+    assert!(r.packets > 1_000 && r.packets < 5_000, "{}", r.packets);
+    let whole: u64 = datagrams[..r.packets as usize]
+        .iter()
+        .map(|d| u64::from(weir_feeds::iex::Segment::parse(&d.payload).unwrap().message_count()))
+        .sum();
+    assert_eq!(r.messages, whole);
+    assert!(
+        r.first_errors.iter().any(|e| e.contains("cut.pcap.gz") && e.contains("input ends early")),
+        "{:?}",
+        r.first_errors
+    );
+}
