@@ -6,9 +6,10 @@
 //!   is the full per-datagram path of `FeedHandler` (sequencing, decoding, counting).
 //! - `pcap_gz_end_to_end`: 64 copies of the sample (each under its own session id, so nothing is
 //!   a duplicate) as one gzip-compressed pcap in memory, read by `CaptureReader` → frame peel →
-//!   `FeedHandler`; the baseline is inflating the same bytes into nothing.
+//!   `FeedHandler` (with the build's inflate backend); the baselines inflate the same bytes into
+//!   nothing, with zlib-rs and (with `--features isal`) with ISA-L.
 //!
-//! Run: `cargo bench --bench iex_decode`.
+//! Run: `cargo bench --bench iex_decode` (add `--features isal` for the ISA-L backend).
 
 use std::hint::black_box;
 use std::io::{Read, Write};
@@ -130,12 +131,20 @@ fn end_to_end(c: &mut Criterion) {
     let mut g = c.benchmark_group("pcap_gz_end_to_end");
     g.throughput(Throughput::Bytes(raw_len));
     g.sample_size(10);
-    g.bench_function("baseline_inflate_only", |b| {
+    g.bench_function("baseline_inflate_only_zlib_rs", |b| {
         b.iter(|| {
             let mut d = flate2::read::MultiGzDecoder::new(gz);
             std::io::copy(&mut d, &mut std::io::sink()).unwrap()
         })
     });
+    if weir::capture::GZIP_BACKEND != "zlib-rs (flate2)" {
+        g.bench_function("baseline_inflate_only_isal", |b| {
+            b.iter(|| {
+                let mut d = weir::capture::gunzip(Box::new(gz)).unwrap();
+                std::io::copy(&mut d, &mut std::io::sink()).unwrap()
+            })
+        });
+    }
     g.bench_function("replay", |b| b.iter(replay));
     g.finish();
 }
