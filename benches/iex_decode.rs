@@ -9,6 +9,8 @@
 //!   `FeedHandler` (with the build's inflate backend); the baselines inflate the same bytes into
 //!   nothing, with zlib-rs and (with `--features isal`) with ISA-L.
 //!
+//! - `pcap_framing`: the reader alone, against the `pcap-file` crate on the same uncompressed pcap.
+//!
 //! Run: `cargo bench --bench iex_decode` (add `--features isal` for the ISA-L backend).
 
 use std::hint::black_box;
@@ -149,5 +151,42 @@ fn end_to_end(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, deep, end_to_end);
+/// Framing only: our reader (streaming and mapped) against the `pcap-file` crate, over the same
+/// uncompressed pcap (64 copies of the sample, 99 MB), counting packets and bytes.
+fn framing(c: &mut Criterion) {
+    let (gz, raw_len, _) = big_gz(64);
+    let mut raw = Vec::new();
+    flate2::read::GzDecoder::new(&gz[..]).read_to_end(&mut raw).unwrap();
+    let raw: &'static [u8] = Box::leak(raw.into_boxed_slice());
+    let path = std::env::temp_dir().join(format!("weir-bench-{}.pcap", std::process::id()));
+    std::fs::write(&path, raw).unwrap();
+    let ours = |mut r: CaptureReader| {
+        let (mut n, mut bytes) = (0u64, 0u64);
+        while let Some(p) = r.next_packet().unwrap() {
+            n += 1;
+            bytes += p.data.len() as u64;
+        }
+        (n, bytes)
+    };
+    let pcap_file = || {
+        let mut r = pcap_file::pcap::PcapReader::new(raw).unwrap();
+        let (mut n, mut bytes) = (0u64, 0u64);
+        while let Some(p) = r.next_packet() {
+            n += 1;
+            bytes += p.unwrap().data.len() as u64;
+        }
+        (n, bytes)
+    };
+    assert_eq!(ours(CaptureReader::open(&path).unwrap()), pcap_file());
+    let mut g = c.benchmark_group("pcap_framing");
+    g.throughput(Throughput::Bytes(raw_len));
+    g.sample_size(20);
+    g.bench_function("pcap_file_crate", |b| b.iter(pcap_file));
+    g.bench_function("weir_streamed", |b| b.iter(|| ours(CaptureReader::from_reader("mem", Box::new(raw)).unwrap())));
+    g.bench_function("weir_mapped", |b| b.iter(|| ours(CaptureReader::open(&path).unwrap())));
+    g.finish();
+    let _ = std::fs::remove_file(&path);
+}
+
+criterion_group!(benches, deep, end_to_end, framing);
 criterion_main!(benches);

@@ -316,6 +316,33 @@ impl Blocks<'_> {
     }
 }
 
+/// Writes an IEX-TP gap-fill request (request type 1, sequenced) for `ranges` (inclusive
+/// sequence-number pairs, increasing, not overlapping) into `out`; an empty `ranges` is the
+/// liveness probe. Returns the length written, or `None` if `out` is too small (16 + 16 per range).
+/// IEX answers at most 1,000 messages per UDP request.
+pub fn write_gap_fill_request(
+    out: &mut [u8],
+    protocol: u16,
+    channel: u32,
+    session: u32,
+    ranges: &[(i64, i64)],
+) -> Option<usize> {
+    let len = 16 + 16 * ranges.len();
+    let out = out.get_mut(..len)?;
+    out[0] = 1;
+    out[1] = 1;
+    out[2..4].copy_from_slice(&protocol.to_le_bytes());
+    out[4..8].copy_from_slice(&channel.to_le_bytes());
+    out[8..12].copy_from_slice(&session.to_le_bytes());
+    out[12..16].copy_from_slice(&u32::try_from(ranges.len()).ok()?.to_le_bytes());
+    for (k, &(first, last)) in ranges.iter().enumerate() {
+        let at = 16 + 16 * k;
+        out[at..at + 8].copy_from_slice(&first.to_le_bytes());
+        out[at + 8..at + 16].copy_from_slice(&last.to_le_bytes());
+    }
+    Some(len)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -377,6 +404,84 @@ mod tests {
         two[14] = 2;
         let got: Vec<_> = Segment::parse(&two).unwrap().blocks().collect();
         assert_eq!(got[2], Err(BlockError::TrailingBytes { offset: 45, len: 2 }));
+    }
+
+    /// IEX.md §1.7: gap-fill request and the liveness probe.
+    #[test]
+    fn gap_fill_request_vectors() {
+        let mut buf = [0u8; 64];
+        let n =
+            write_gap_fill_request(&mut buf, 0x8004, 1, 1_116_143_616, &[(12_340, 12_350), (56_789, 56_799)]).unwrap();
+        assert_eq!(
+            &buf[..n],
+            hex(
+                "0101 0480 01000000 00008742 02000000 3430000000000000 3e30000000000000 d5dd000000000000 dfdd000000000000"
+            )
+        );
+        let n = write_gap_fill_request(&mut buf, 0x8004, 1, 1_116_143_616, &[]).unwrap();
+        assert_eq!(&buf[..n], hex("01010480010000000000874200000000"));
+        assert_eq!(write_gap_fill_request(&mut buf[..20], 0x8004, 1, 1, &[(1, 2)]), None);
+    }
+
+    /// IEX.md §1.7, real-data vectors: whole UDP payloads from the captures.
+    #[test]
+    fn real_data_vectors() {
+        use crate::iex::message::{Message, decode};
+        let one = |h: &str| {
+            let bytes = hex(h);
+            let seg = Segment::parse(&bytes).unwrap();
+            assert_eq!(seg.length_mismatch(bytes.len()), None);
+            let blocks: Vec<_> = seg.blocks().collect::<Result<_, _>>().unwrap();
+            let msgs: Vec<Vec<u8>> = blocks.iter().map(|b| b.bytes.to_vec()).collect();
+            (seg.protocol(), seg.session(), seg.first_seq(), seg.stream_offset(), bytes.len(), msgs)
+        };
+        // TOPS 1.5 segment (2017-10-28).
+        let (p, session, seq, offset, _, msgs) =
+            one("010002800100000000003b442c0001007cab050000000000fe20000000000000f5abe3de20baf114 \
+             2a00 514049ee2fde20baf1145a49455854202020000000000000000000000000102700000000000064000000");
+        assert_eq!((p, session, seq, offset), (Protocol::Tops15, 1_144_717_312, 8_446, 371_580));
+        let Ok(Message::QuoteUpdate(q)) = decode(p, &msgs[0]) else { panic!() };
+        assert_eq!(
+            (q.flags_raw(), q.bid_size(), q.bid_price(), q.ask_price(), q.ask_size()),
+            (0x40, 0, 0, 10_000, 100)
+        );
+        assert_eq!((q.symbol().as_str(), q.timestamp()), (Some("ZIEXT"), 1_509_192_000_475_229_769));
+
+        // DEEP segment (2021-07-12).
+        let (p, _, seq, offset, _, msgs) =
+            one("01000480010000000000844920000100f6ff1e0100000000361a09000000000021d3c1b64d0e9116 \
+             1e00 38017e39c1b64d0e91164e45542020202020 2c010000c0f7100000000000");
+        assert_eq!((p, seq, offset), (Protocol::Deep, 596_534, 18_808_822));
+        let Ok(Message::PriceLevelUpdate(u)) = decode(p, &msgs[0]) else { panic!() };
+        assert_eq!((u.symbol().as_str(), u.size(), u.price(), u.event_complete()), (Some("NET"), 300, 1_112_000, true));
+
+        // DEEP+ add order.
+        let (p, _, seq, _, _, msgs) =
+            one("010005800100000000001d4e28000100cd490f00000000002eb8000000000000db289e166155fa17 \
+             2600 61351e7711156155fa1749424b52202020200a000000000063006400000008d4140000000000");
+        assert_eq!((p, seq), (Protocol::DeepPlus, 47_150));
+        let Ok(Message::AddOrder(a)) = decode(p, &msgs[0]) else { panic!() };
+        assert_eq!(
+            (a.order_id(), a.size(), a.price(), a.timestamp()),
+            (27_866_022_694_354_954, 100, 1_365_000, 1_727_787_282_503_661_342)
+        );
+        assert_eq!(a.side(), crate::iex::codes::Side::Sell);
+
+        // DEEP+ delete, reserved byte 0x20.
+        let (p, _, seq, _, len, msgs) =
+            one("010005800100000000001d4e1c000100f5490f00000000002fb80000000000004ff79dc56155fa17 \
+             1a00 52204a97fec26155fa1749424b52202020200a00000000006300");
+        assert_eq!((seq, len - 40), (47_151, 28));
+        let Ok(Message::OrderDelete(r)) = decode(p, &msgs[0]) else { panic!() };
+        assert_eq!(
+            (r.reserved(), r.order_id(), r.timestamp()),
+            (0x20, 27_866_022_694_354_954, 1_727_787_285_421_659_978)
+        );
+
+        // DEEP heartbeat.
+        let (p, _, seq, offset, _, msgs) =
+            one("01000480010000000000dd480000000000000000000000000100000000000000af326a0223e05d16");
+        assert_eq!((p, seq, offset, msgs.len()), (Protocol::Deep, 1, 0, 0));
     }
 
     #[test]
