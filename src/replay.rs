@@ -168,6 +168,9 @@ pub struct ReplayReport {
     pub errors: u64,
     /// The first few, with file and byte offset.
     pub first_errors: Vec<String>,
+    /// The inflate backend, when a capture was gzip-compressed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gzip_backend: Option<&'static str>,
     /// A/B arbitration, when two captures were merged.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub arbitration: Option<ArbitrationReport>,
@@ -297,6 +300,7 @@ pub fn replay<S: MessageSink>(
         mb_per_s: rate(capture.bytes as f64 / 1e6),
         errors: tracking.errors,
         first_errors: tracking.first_errors,
+        gzip_backend: lines.iter().any(|r| r.is_gzip()).then_some(crate::capture::GZIP_BACKEND),
         arbitration,
     })
 }

@@ -187,8 +187,12 @@ fn summary(args: &ReplayArgs, r: &ReplayReport) -> String {
     }
     let _ = writeln!(
         s,
-        "  {:.3} s   {:.0} messages/s   {:.1} MB/s ({} capture bytes)",
-        r.elapsed_s, r.messages_per_s, r.mb_per_s, r.capture_bytes
+        "  {:.3} s   {:.0} messages/s   {:.1} MB/s ({} capture bytes{})",
+        r.elapsed_s,
+        r.messages_per_s,
+        r.mb_per_s,
+        r.capture_bytes,
+        r.gzip_backend.map(|b| format!(", inflated with {b}")).unwrap_or_default()
     );
     for e in &r.first_errors {
         let _ = writeln!(s, "  error: {e}");
