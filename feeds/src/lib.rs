@@ -19,11 +19,15 @@
 //!   [`iex::FeedHandler`] that ties them together, and [`iex::SegmentBuilder`] to write segments
 //!   (tests, fault injection, fuzz seeds).
 //!
+//! - [`book`]: order-by-order books (DEEP+) with per-level aggregates.
+//!
 //! Every view checks its length once when it is made; after that no accessor can panic. Errors on
 //! this path are small `Copy` enums that say what was wrong and at which byte offset.
 #![cfg_attr(not(any(test, feature = "std")), no_std)]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(feature = "std")]
+pub mod book;
 pub mod frame;
 pub mod iex;
