@@ -1,7 +1,11 @@
 //! Books built from decoded messages. Needs the `std` feature (they own memory, sized up front).
 //!
 //! - [`order`]: order by order (DEEP+), time priority per price, per-level aggregates.
+//! - [`level`]: price levels (DEEP) with per-symbol transactions; the BBO is published on close.
 
+pub mod level;
 pub mod order;
+
+pub use level::{Applied, Bbo, LevelBooks, PriceSize};
 
 pub use order::{BookError, BookSide, Level, OrderBooks, OrderState};
