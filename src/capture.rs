@@ -245,15 +245,18 @@ enum TsScale {
 }
 
 impl TsScale {
-    /// From a pcapng `if_tsresol` byte: 10^-n, or 2^-n when the top bit is set.
-    fn from_tsresol(r: u8) -> Self {
-        if r & 0x80 != 0 {
-            TsScale::Shift(u32::from(r & 0x7f).min(127))
+    /// From a pcapng `if_tsresol` byte: 10^-n, or 2^-n when the top bit is set. `None` for
+    /// 10^-n finer than 10^-18, which no 64-bit timestamp can use.
+    fn from_tsresol(r: u8) -> Option<Self> {
+        Some(if r & 0x80 != 0 {
+            TsScale::Shift(u32::from(r & 0x7f))
         } else if r <= 9 {
             TsScale::Mul(10i64.pow(9 - u32::from(r)))
+        } else if r <= 18 {
+            TsScale::Div(10i64.pow(u32::from(r) - 9))
         } else {
-            TsScale::Div(10i64.pow(u32::from(r.min(18)) - 9))
-        }
+            return None;
+        })
     }
     #[inline]
     fn to_ns(self, units: u64) -> i64 {
@@ -290,8 +293,26 @@ struct Reader<S> {
 type ReadResult<'a> = Result<Option<Packet<'a>>, (u64, String)>;
 
 impl<S: Source> Reader<S> {
+    /// Nothing after an impossible structure can be framed: the capture ends here.
+    #[cold]
+    fn fail<T>(&mut self, offset: u64, what: String) -> Result<T, (u64, String)> {
+        self.done = true;
+        Err((offset, what))
+    }
+
     fn io(&self, e: io::Error) -> (u64, String) {
         (self.offset, format!("read error: {e}"))
+    }
+
+    /// The input ended on a record boundary: a clean end, unless reading failed there (a gzip
+    /// stream cut or corrupt exactly between records is still a cut).
+    fn end_of_input(&mut self) -> ReadResult<'_> {
+        if let Some(e) = self.src.input_error() {
+            self.stats.truncated_records += 1;
+            self.tail = Some(format!("input ends early at uncompressed byte {}: {e}", self.offset));
+        }
+        self.done = true;
+        Ok(None)
     }
 
     /// Marks a record cut by the end of the file.
@@ -322,8 +343,7 @@ impl<S: Source> Reader<S> {
     fn next_pcap(&mut self, endian: Endian, nanos: bool, link: LinkType) -> ReadResult<'_> {
         let have = self.src.fill(16).map_err(|e| self.io(e))?;
         if have == 0 {
-            self.done = true;
-            return Ok(None);
+            return self.end_of_input();
         }
         if have < 16 {
             return self.truncated();
@@ -332,7 +352,7 @@ impl<S: Source> Reader<S> {
         let (sec, frac) = (endian.u32(h, 0), endian.u32(h, 4));
         let (caplen, orig_len) = (endian.u32(h, 8) as usize, endian.u32(h, 12));
         if caplen > MAX_RECORD {
-            return Err((self.offset, format!("record captured length {caplen} is implausible")));
+            return self.fail(self.offset, format!("record captured length {caplen} is implausible"));
         }
         let have = self.src.fill(16 + caplen).map_err(|e| self.io(e))?;
         if have < 16 + caplen {
@@ -354,8 +374,7 @@ impl<S: Source> Reader<S> {
         let (len, data_at, caplen, packet) = loop {
             let have = self.src.fill(12).map_err(|e| self.io(e))?;
             if have == 0 {
-                self.done = true;
-                return Ok(None);
+                return self.end_of_input();
             }
             if have < 12 {
                 return self.truncated();
@@ -367,7 +386,8 @@ impl<S: Source> Reader<S> {
                     [0x4d, 0x3c, 0x2b, 0x1a] => Endian::Little,
                     [0x1a, 0x2b, 0x3c, 0x4d] => Endian::Big,
                     other => {
-                        return Err((self.offset, format!("section header byte-order magic {other:02x?} is invalid")));
+                        return self
+                            .fail(self.offset, format!("section header byte-order magic {other:02x?} is invalid"));
                     }
                 };
                 self.framing = Framing::PcapNg { endian, interfaces: Vec::new() };
@@ -380,11 +400,22 @@ impl<S: Source> Reader<S> {
             let block_type = endian.u32(d, 0);
             let len = endian.u32(d, 4) as usize;
             if len < 12 || !len.is_multiple_of(4) || len > MAX_RECORD {
-                return Err((self.offset, format!("pcapng block type 0x{block_type:08x} has invalid length {len}")));
+                return self
+                    .fail(self.offset, format!("pcapng block type 0x{block_type:08x} has invalid length {len}"));
             }
             let have = self.src.fill(len).map_err(|e| self.io(e))?;
             if have < len {
                 return self.truncated();
+            }
+            let trailing = endian.u32(self.src.data(), len - 4) as usize;
+            if trailing != len {
+                let at = self.offset;
+                return self.fail(
+                    at,
+                    format!(
+                        "pcapng block type 0x{block_type:08x}: length {len} at its start but {trailing} at its end"
+                    ),
+                );
             }
             let Framing::PcapNg { interfaces, .. } = &mut self.framing else {
                 return Ok(None);
@@ -394,20 +425,21 @@ impl<S: Source> Reader<S> {
             match block_type {
                 6 | 2 => {
                     if body.len() < 20 {
-                        return Err((block_offset, "packet block shorter than its fixed fields".into()));
+                        return self.fail(block_offset, "packet block shorter than its fixed fields".into());
                     }
                     let interface = if block_type == 6 { endian.u32(body, 0) } else { u32::from(endian.u16(body, 0)) };
                     let units = (u64::from(endian.u32(body, 4)) << 32) | u64::from(endian.u32(body, 8));
                     let caplen = endian.u32(body, 12) as usize;
                     let orig_len = endian.u32(body, 16);
                     if 20 + caplen > body.len() {
-                        return Err((block_offset, format!("packet block captured length {caplen} exceeds the block")));
+                        return self
+                            .fail(block_offset, format!("packet block captured length {caplen} exceeds the block"));
                     }
                     let Some(iface) = interfaces.get(interface as usize).copied() else {
-                        return Err((
+                        return self.fail(
                             block_offset,
                             format!("packet block names interface {interface}, which was never described"),
-                        ));
+                        );
                     };
                     let ts_ns = iface.scale.to_ns(units).saturating_add(iface.offset_ns);
                     break (
@@ -418,10 +450,13 @@ impl<S: Source> Reader<S> {
                     );
                 }
                 3 => {
+                    if body.len() < 4 {
+                        return self.fail(block_offset, "simple packet block shorter than 16 bytes".into());
+                    }
                     let orig_len = endian.u32(body, 0);
                     let caplen = (orig_len as usize).min(body.len() - 4);
                     let Some(iface) = interfaces.first().copied() else {
-                        return Err((block_offset, "simple packet block before any interface description".into()));
+                        return self.fail(block_offset, "simple packet block before any interface description".into());
                     };
                     break (
                         len,
@@ -439,9 +474,12 @@ impl<S: Source> Reader<S> {
                 }
                 1 => {
                     if body.len() < 8 {
-                        return Err((block_offset, "interface description block shorter than 20 bytes".into()));
+                        return self.fail(block_offset, "interface description block shorter than 20 bytes".into());
                     }
-                    interfaces.push(parse_idb(endian, body));
+                    match parse_idb(endian, body) {
+                        Ok(iface) => interfaces.push(iface),
+                        Err(what) => return self.fail(block_offset, what),
+                    }
                 }
                 0x0A0D_0D0A => {}
                 _ => self.stats.skipped_blocks += 1,
@@ -460,7 +498,7 @@ impl<S: Source> Reader<S> {
 }
 
 /// An Interface Description Block body: link type, then options (`if_tsresol`, `if_tsoffset`).
-fn parse_idb(endian: Endian, body: &[u8]) -> Interface {
+fn parse_idb(endian: Endian, body: &[u8]) -> Result<Interface, String> {
     let link = LinkType::from_raw(u32::from(endian.u16(body, 0)));
     let mut iface = Interface { link, scale: TsScale::Mul(1000), offset_ns: 0 };
     let mut opts = &body[8..];
@@ -471,7 +509,10 @@ fn parse_idb(endian: Endian, body: &[u8]) -> Interface {
         }
         let val = &opts[4..4 + olen];
         match (code, val) {
-            (9, &[r]) => iface.scale = TsScale::from_tsresol(r),
+            (9, &[r]) => {
+                iface.scale =
+                    TsScale::from_tsresol(r).ok_or_else(|| format!("interface if_tsresol {r} is unsupported"))?
+            }
             (14, &[a, b, c, d, e, f, g, h]) => {
                 let v = [a, b, c, d, e, f, g, h];
                 let secs = match endian {
@@ -484,7 +525,7 @@ fn parse_idb(endian: Endian, body: &[u8]) -> Interface {
         }
         opts = opts.get(4 + ((olen + 3) & !3)..).unwrap_or(&[]);
     }
-    iface
+    Ok(iface)
 }
 
 fn framing_from_magic(magic: [u8; 4]) -> Option<Framing> {
@@ -551,6 +592,9 @@ impl std::fmt::Debug for CaptureReader {
 impl CaptureReader {
     /// Opens a capture, finding its format from its first bytes. An uncompressed file is mapped;
     /// a gzip file is inflated as it is read.
+    ///
+    /// The file must not be modified or truncated while the reader is open (it is memory-mapped).
+    /// For a file still being written, use [`CaptureReader::from_reader`].
     pub fn open(path: impl AsRef<Path>) -> Result<Self, CaptureError> {
         let path = path.as_ref();
         let io_err = |e| CaptureError::Io { path: path.to_owned(), offset: 0, source: e };
@@ -561,9 +605,10 @@ impl CaptureReader {
             // gzip, a pipe, or too short to be anything: the streaming path says which.
             return Self::from_reader(path, Box::new(io::Cursor::new(magic[..n].to_vec()).chain(file)));
         }
-        // SAFETY: the mapping is read-only and private to this reader. Like every reader of a
-        // mapped file we rely on the file not being truncated while mapped; a capture being
-        // replayed is not being written.
+        // SAFETY: `Mmap::map` makes a shared, read-only mapping; the slices lent out of it are sound
+        // only while no one modifies or truncates the file. That is a documented requirement of
+        // `open` (a capture being replayed must not be written: copy a file still being captured,
+        // or read it through `from_reader`).
         let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io_err)?;
         let _ = map.advise(memmap2::Advice::Sequential);
         let container = container_of(magic);
@@ -614,7 +659,8 @@ impl CaptureReader {
     }
 
     /// The next packet; `Ok(None)` at the end (a truncated last record also ends the stream and is
-    /// counted in [`CaptureStats::truncated_records`]).
+    /// counted in [`CaptureStats::truncated_records`]). After an error the capture is over: every
+    /// later call returns `Ok(None)`.
     #[inline]
     pub fn next_packet(&mut self) -> Result<Option<Packet<'_>>, CaptureError> {
         let r = match &mut self.inner {

@@ -7,7 +7,8 @@
 //! ```
 //!
 //! Faults never stop a replay: each is counted, and the first few are kept with the file and byte
-//! offset where they were found. Only a capture that cannot be read at all is an error.
+//! offset where they were found. A capture that stops being one mid-way ends there, with what came
+//! before replayed and the fault reported. Only a capture that cannot be opened at all is an error.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -15,10 +16,10 @@ use std::time::{Duration, Instant};
 
 use weir_feeds::frame::{self, FrameError};
 use weir_feeds::iex::{
-    Arbiter, FeedError, FeedHandler, Head, LineId, Message, MessageSink, MsgContext, Pick, Segment, SeqEvent,
+    Arbiter, FeedError, FeedHandler, LineId, Message, MessageSink, MsgContext, Pick, Segment, SeqEvent,
 };
 
-use crate::capture::{CaptureError, CaptureReader, CaptureStats};
+use crate::capture::{CaptureError, CaptureReader, CaptureStats, Packet};
 
 /// How many faults are kept with their location.
 const FIRST_ERRORS: usize = 10;
@@ -142,6 +143,8 @@ pub struct ReplayReport {
     pub corrupt_frames: u64,
     /// UDP datagrams that are not IEX-TP segments.
     pub non_iex_datagrams: u64,
+    /// IEX-TP-shaped segments whose protocol id is no IEX feed (not sequenced, not decoded).
+    pub unknown_protocol_segments: u64,
     /// Messages shorter than their layout.
     pub decode_errors: u64,
     /// Segments whose blocks do not tile the payload.
@@ -220,7 +223,7 @@ pub fn replay<S: MessageSink>(
 
     if lines.len() == 1 {
         let reader = &mut lines[0];
-        while let Some(pkt) = reader.next_packet()? {
+        while let Some(pkt) = next_packet(reader, 0, &mut tracking) {
             tracking.locus.packet_offset = pkt.file_offset;
             match frame::peel_udp(pkt.link, pkt.data) {
                 Ok(udp) => {
@@ -235,7 +238,7 @@ pub fn replay<S: MessageSink>(
             }
         }
     } else {
-        arbitration = Some(merge_lines(&mut lines, &mut handler, &mut tracking, &mut counts, &mut ticker, progress)?);
+        arbitration = Some(merge_lines(&mut lines, &mut handler, &mut tracking, &mut counts, &mut ticker, progress));
     }
 
     let elapsed = start.elapsed().as_secs_f64();
@@ -287,6 +290,7 @@ pub fn replay<S: MessageSink>(
         other_traffic: counts.other_traffic,
         corrupt_frames: counts.corrupt,
         non_iex_datagrams: fs.not_iex,
+        unknown_protocol_segments: fs.unknown_protocol,
         decode_errors: fs.decode_errors,
         block_errors: fs.block_errors,
         messages_lost_in_segment: fs.messages_lost_in_segment,
@@ -372,9 +376,9 @@ fn advance<S>(
     head: &mut LineHead,
     counts: &mut FrameCounts,
     tracking: &mut Tracking<'_, S>,
-) -> Result<(), CaptureError> {
+) {
     head.present = false;
-    while let Some(pkt) = reader.next_packet()? {
+    while let Some(pkt) = next_packet(reader, line, tracking) {
         match frame::peel_udp(pkt.link, pkt.data) {
             Ok(udp) => {
                 head.payload.clear();
@@ -383,7 +387,7 @@ fn advance<S>(
                 head.ts = pkt.ts_ns;
                 head.locus = Locus { line, packet_offset: pkt.file_offset, payload_offset: udp.payload_offset };
                 head.present = true;
-                return Ok(());
+                return;
             }
             Err(e) => {
                 tracking.locus = Locus { line, packet_offset: pkt.file_offset, payload_offset: 0 };
@@ -391,7 +395,23 @@ fn advance<S>(
             }
         }
     }
-    Ok(())
+}
+
+/// The line's next packet. A capture that stops being one mid-way ends that line: the fault is
+/// recorded with its offset, and everything before it has been replayed.
+fn next_packet<'r, S>(
+    reader: &'r mut CaptureReader,
+    line: usize,
+    tracking: &mut Tracking<'_, S>,
+) -> Option<Packet<'r>> {
+    match reader.next_packet() {
+        Ok(p) => p,
+        Err(e) => {
+            tracking.errors += 1;
+            tracking.first_errors.push(format!("{e} (line {} stops here)", if line == 0 { "A" } else { "B" }));
+            None
+        }
+    }
 }
 
 fn merge_lines<S: MessageSink>(
@@ -401,11 +421,11 @@ fn merge_lines<S: MessageSink>(
     counts: &mut FrameCounts,
     ticker: &mut Ticker,
     progress: &mut dyn FnMut(&Progress),
-) -> Result<ArbitrationReport, CaptureError> {
+) -> ArbitrationReport {
     let mut report = ArbitrationReport::default();
     let mut heads = [LineHead::default(), LineHead::default()];
     for (i, (reader, head)) in lines.iter_mut().zip(heads.iter_mut()).enumerate() {
-        advance(reader, i, head, counts, tracking)?;
+        advance(reader, i, head, counts, tracking);
     }
     loop {
         // A datagram that is not an IEX segment goes straight to the handler, which counts it.
@@ -413,16 +433,14 @@ fn merge_lines<S: MessageSink>(
             while heads[i].present && Segment::parse(&heads[i].payload).is_err() {
                 tracking.locus = heads[i].locus;
                 handler.on_datagram(&heads[i].payload, heads[i].missing, heads[i].ts, tracking);
-                advance(&mut lines[i], i, &mut heads[i], counts, tracking)?;
+                advance(&mut lines[i], i, &mut heads[i], counts, tracking);
             }
         }
         fn seg(h: &LineHead) -> Option<Segment<'_>> {
             if h.present { Segment::parse(&h.payload).ok() } else { None }
         }
         let (sa, sb) = (seg(&heads[0]), seg(&heads[1]));
-        let ha = sa.as_ref().map(|s| Head { segment: s, recv_time: heads[0].ts });
-        let hb = sb.as_ref().map(|s| Head { segment: s, recv_time: heads[1].ts });
-        let Some(pick) = Arbiter.pick(handler, ha, hb) else {
+        let Some(pick) = Arbiter.pick(handler, sa.as_ref(), sb.as_ref()) else {
             break;
         };
         let line = match pick {
@@ -449,11 +467,11 @@ fn merge_lines<S: MessageSink>(
             }
         };
         let i = if line == LineId::A { 0 } else { 1 };
-        advance(&mut lines[i], i, &mut heads[i], counts, tracking)?;
+        advance(&mut lines[i], i, &mut heads[i], counts, tracking);
         if counts.tick() {
             let (a, b) = (lines[0].stats(), lines[1].stats());
             ticker.maybe(progress, a.packets + b.packets, handler.stats().messages, a.bytes + b.bytes);
         }
     }
-    Ok(report)
+    report
 }

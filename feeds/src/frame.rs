@@ -10,7 +10,7 @@
 pub enum LinkType {
     /// `LINKTYPE_ETHERNET` (1).
     Ethernet,
-    /// `LINKTYPE_RAW` (101) or `LINKTYPE_IPV4` (228): the frame starts with the IPv4 header.
+    /// `LINKTYPE_RAW` (101) or `LINKTYPE_IPV4` (228): the frame starts with the IP header.
     RawIpv4,
     /// `LINKTYPE_LINUX_SLL` (113): Linux "cooked" capture, 16-byte header.
     LinuxSll,
@@ -157,6 +157,10 @@ pub fn peel_udp(link: LinkType, frame: &[u8]) -> Result<UdpDatagram<'_>, FrameEr
         return Err(FrameError::Truncated { layer: Layer::Ipv4, offset: ip_at });
     }
     let (version, ihl) = (ip[0] >> 4, usize::from(ip[0] & 0x0f) * 4);
+    if version == 6 && link == LinkType::RawIpv4 {
+        // LINKTYPE_RAW carries IPv6 too: other traffic, not a broken IPv4 header.
+        return Err(FrameError::NotIpv4 { ethertype: 0x86dd });
+    }
     if version != 4 || ihl < 20 {
         return Err(FrameError::Malformed { layer: Layer::Ipv4, offset: ip_at });
     }

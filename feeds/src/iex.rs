@@ -22,7 +22,7 @@ pub mod message;
 pub mod sequencer;
 pub mod transport;
 
-pub use arbiter::{Arbiter, Head, LineId, Pick};
+pub use arbiter::{Arbiter, LineId, Pick};
 #[cfg(feature = "std")]
 pub use builder::SegmentBuilder;
 pub use handler::{FeedError, FeedHandler, FeedStats, MessageSink, MsgContext};

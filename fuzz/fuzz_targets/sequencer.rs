@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use weir_feeds::iex::{Arbiter, FeedHandler, Head, LineId, Pick, Segment, SegmentBuilder};
+use weir_feeds::iex::{Arbiter, FeedHandler, LineId, Pick, Segment, SegmentBuilder};
 
 fn build(chunk: &[u8]) -> (usize, Vec<u8>, i64) {
     let line = usize::from(chunk[0] & 1);
@@ -43,8 +43,7 @@ fuzz_target!(|data: &[u8]| {
     for _ in 0..segs.len() * 2 + 2 {
         let parsed: Vec<Option<Segment<'_>>> =
             (0..2).map(|i| lines[i].get(at[i]).map(|s| Segment::parse(&s.1).expect("built segments parse"))).collect();
-        let head = |i: usize| parsed[i].as_ref().map(|s| Head { segment: s, recv_time: lines[i][at[i]].2 });
-        match Arbiter.pick(&h, head(0), head(1)) {
+        match Arbiter.pick(&h, parsed[0].as_ref(), parsed[1].as_ref()) {
             None => break,
             Some(Pick::Drop(l)) => at[l as usize] += 1,
             Some(Pick::Take(l)) => {

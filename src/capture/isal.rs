@@ -67,15 +67,19 @@ impl<R: Read> IsalGzDecoder<R> {
         })
     }
 
+    /// Reads more compressed input: at least one byte, unless the input is over or the buffer full.
     fn refill(&mut self) -> io::Result<()> {
         if self.start == self.end {
             self.start = 0;
             self.end = 0;
         }
-        if self.end < self.input.len() && !self.eof {
+        while self.end < self.input.len() && !self.eof {
             match self.inner.read(&mut self.input[self.end..]) {
                 Ok(0) => self.eof = true,
-                Ok(n) => self.end += n,
+                Ok(n) => {
+                    self.end += n;
+                    break;
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }

@@ -9,13 +9,14 @@
 //! 2. a head holding the next expected message ([`Standing::Next`]) is taken; the sequencer then
 //!    trims any part of it already delivered;
 //! 3. if both heads are ahead of the next expected message (a real gap, a new session or a reset),
-//!    the one received first is taken.
+//!    the nearer one is taken: the lower sequence number within a stream, else the earlier IEX
+//!    send time (never the capture clocks, which differ between two files).
 //!
 //! It needs one segment of look-ahead per line and keeps no state of its own: the sequencer's
 //! state is the truth.
 
 use super::handler::FeedHandler;
-use super::sequencer::Standing;
+use super::sequencer::{Standing, StreamKey};
 use super::transport::Segment;
 
 /// One of the two lines.
@@ -36,15 +37,6 @@ pub enum Pick {
     Drop(LineId),
 }
 
-/// A line's next segment and when it was received.
-#[derive(Clone, Copy, Debug)]
-pub struct Head<'h, 'a> {
-    /// The segment.
-    pub segment: &'h Segment<'a>,
-    /// Receive time, ns.
-    pub recv_time: i64,
-}
-
 /// Chooses between the heads of the A and B lines. See the module docs.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Arbiter;
@@ -52,17 +44,26 @@ pub struct Arbiter;
 impl Arbiter {
     /// Picks what to do next; `None` when both lines are exhausted.
     #[inline]
-    pub fn pick(&self, handler: &FeedHandler, a: Option<Head<'_, '_>>, b: Option<Head<'_, '_>>) -> Option<Pick> {
-        let standing = |h: &Option<Head<'_, '_>>| h.as_ref().map(|h| handler.standing(h.segment));
-        match (standing(&a), standing(&b)) {
+    pub fn pick(&self, handler: &FeedHandler, a: Option<&Segment<'_>>, b: Option<&Segment<'_>>) -> Option<Pick> {
+        let standing = |h: Option<&Segment<'_>>| h.map(|s| handler.standing(s));
+        match (standing(a), standing(b)) {
             (None, None) => None,
             (Some(Standing::Stale), _) => Some(Pick::Drop(LineId::A)),
             (_, Some(Standing::Stale)) => Some(Pick::Drop(LineId::B)),
             (Some(Standing::Next), _) | (Some(_), None) => Some(Pick::Take(LineId::A)),
             (_, Some(Standing::Next)) | (None, Some(_)) => Some(Pick::Take(LineId::B)),
             (Some(Standing::Ahead), Some(Standing::Ahead)) => {
-                let (ta, tb) = (a.map_or(i64::MAX, |h| h.recv_time), b.map_or(i64::MAX, |h| h.recv_time));
-                Some(Pick::Take(if tb < ta { LineId::B } else { LineId::A }))
+                let (Some(a), Some(b)) = (a, b) else { return Some(Pick::Take(LineId::A)) };
+                let (sa, sb) = (a, b);
+                // Both lines skipped past the next message: take the nearer one. Within one stream
+                // that is the lower sequence number; across streams or sessions, IEX's own send
+                // time (the two captures' clocks need not agree).
+                let b_first = if StreamKey::of(sa) == StreamKey::of(sb) {
+                    sb.first_seq() < sa.first_seq()
+                } else {
+                    sb.send_time() < sa.send_time()
+                };
+                Some(Pick::Take(if b_first { LineId::B } else { LineId::A }))
             }
         }
     }
@@ -110,9 +111,7 @@ mod tests {
         loop {
             let sa = a.get(ia).map(|(s, t)| (Segment::parse(s).unwrap(), *t));
             let sb = b.get(ib).map(|(s, t)| (Segment::parse(s).unwrap(), *t));
-            let ha = sa.as_ref().map(|(s, t)| Head { segment: s, recv_time: *t });
-            let hb = sb.as_ref().map(|(s, t)| Head { segment: s, recv_time: *t });
-            match Arbiter.pick(&h, ha, hb) {
+            match Arbiter.pick(&h, sa.as_ref().map(|x| &x.0), sb.as_ref().map(|x| &x.0)) {
                 None => break,
                 Some(Pick::Drop(LineId::A)) => ia += 1,
                 Some(Pick::Drop(LineId::B)) => ib += 1,

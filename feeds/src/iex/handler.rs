@@ -114,6 +114,8 @@ pub struct FeedStats {
     pub length_mismatches: u64,
     /// Datagrams that are not IEX-TP segments.
     pub not_iex: u64,
+    /// Segments with a protocol id that is not an IEX feed.
+    pub unknown_protocol: u64,
     /// Payload bytes of the segments handled.
     pub bytes: u64,
 }
@@ -132,6 +134,7 @@ impl Default for FeedStats {
             messages_lost_in_segment: 0,
             length_mismatches: 0,
             not_iex: 0,
+            unknown_protocol: 0,
             bytes: 0,
         }
     }
@@ -193,6 +196,12 @@ impl FeedHandler {
     /// Handles one parsed segment; `datagram_len` is the full UDP payload length.
     #[inline]
     pub fn on_segment<S: MessageSink>(&mut self, seg: &Segment<'_>, datagram_len: usize, recv_time: i64, sink: &mut S) {
+        if let Protocol::Other(_) = seg.protocol() {
+            // Not a feed we know: no sequence space to track (and many UDP protocols start with
+            // a 1 byte). Counted, never sequenced or delivered.
+            self.stats.unknown_protocol += 1;
+            return;
+        }
         self.stats.segments += 1;
         self.stats.bytes += seg.payload().len() as u64;
         if let Some((declared, actual)) = seg.length_mismatch(datagram_len) {
@@ -213,33 +222,29 @@ impl FeedHandler {
             send_time: seg.send_time(),
             recv_time,
             offset: 0,
-            late: verdict.late,
+            late: false,
         };
         let mut blocks = seg.blocks();
-        let mut to_skip = verdict.skip;
-        let mut to_take = verdict.take;
+        let mut next_seq = seg.first_seq();
         loop {
             let block = match blocks.next() {
                 None => return,
                 Some(Ok(b)) => b,
                 Some(Err(e)) => {
                     self.stats.block_errors += 1;
-                    self.stats.messages_lost_in_segment += u64::from(to_take);
+                    let end = seg.first_seq().saturating_add(i64::from(seg.message_count()));
+                    self.stats.messages_lost_in_segment += (end.saturating_sub(next_seq)).max(0) as u64;
                     sink.on_error(&FeedError::Block(e));
+                    // What the datagram announced but did not hold may still come from elsewhere.
+                    self.sequencer.undelivered(seg, &verdict, next_seq, &mut |e| sink.on_event(&e));
                     return;
                 }
             };
-            if to_skip > 0 {
-                to_skip -= 1;
-                continue;
-            }
-            if to_take == 0 {
-                // Only a late fill stops short of the end; the rest was seen already.
-                return;
-            }
-            to_take -= 1;
+            next_seq = block.seq.saturating_add(1);
+            let Some(late) = verdict.delivers(block.seq) else { continue };
             ctx.seq = block.seq;
             ctx.offset = block.offset;
+            ctx.late = late;
             match decode(protocol, block.bytes) {
                 Ok(msg) => {
                     self.stats.messages += 1;
