@@ -145,6 +145,8 @@ pub struct ReplayReport {
     pub non_iex_datagrams: u64,
     /// IEX-TP-shaped segments whose protocol id is no IEX feed (not sequenced, not decoded).
     pub unknown_protocol_segments: u64,
+    /// Segments whose first sequence number is out of range (not sequenced, not decoded).
+    pub bad_sequence_segments: u64,
     /// Messages shorter than their layout.
     pub decode_errors: u64,
     /// Segments whose blocks do not tile the payload.
@@ -291,6 +293,7 @@ pub fn replay<S: MessageSink>(
         corrupt_frames: counts.corrupt,
         non_iex_datagrams: fs.not_iex,
         unknown_protocol_segments: fs.unknown_protocol,
+        bad_sequence_segments: fs.bad_sequence,
         decode_errors: fs.decode_errors,
         block_errors: fs.block_errors,
         messages_lost_in_segment: fs.messages_lost_in_segment,

@@ -180,6 +180,25 @@ fn a_and_b_lines_cut_differently_fill_each_other() {
     let arb = r.arbitration.unwrap();
     assert!(arb.taken_a > 0 && arb.taken_b > 0 && arb.dropped > 0, "{arb:?}");
 
+    // Losses close together on both lines, partly overlapping: exactly the messages lost on both
+    // are missing, everything else is delivered once.
+    let overlapping: Vec<std::ops::Range<usize>> = lost_in_a.iter().map(|r| r.start + 1..r.end + 5).collect();
+    let b3 = resegment(&ds, &[2, 9, 4], &overlapping);
+    let arrived = |line: &[Datagram]| -> std::collections::BTreeSet<i64> {
+        line.iter()
+            .flat_map(|d| {
+                let s = Segment::parse(&d.payload).unwrap();
+                s.first_seq()..s.first_seq() + i64::from(s.message_count())
+            })
+            .collect()
+    };
+    let union: std::collections::BTreeSet<i64> = arrived(&a).union(&arrived(&b3)).copied().collect();
+    let both = full.messages - union.len() as u64;
+    assert!(both > 0 && both < 1_000, "{both}");
+    let r = replay_datagrams("ab-close", &a, Some(&b3));
+    assert_eq!(r.gaps.messages_missing, both);
+    assert_eq!(r.messages, union.len() as u64);
+
     // Loss on both lines at once is a real gap, of exactly the common messages.
     let i = drop_a[3];
     let common = first_index[i]..first_index[i] + count(&ds[i]) as usize;

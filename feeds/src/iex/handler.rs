@@ -41,6 +41,11 @@ pub enum FeedError {
         /// Payload bytes in the datagram (counting bytes lost to capture truncation).
         actual: usize,
     },
+    /// A first sequence number outside `1..=2^62`: the segment is not sequenced or delivered.
+    BadSequence {
+        /// The header's first sequence number.
+        first_seq: i64,
+    },
     /// The blocks do not tile the payload; the blocks before the fault were delivered.
     Block(BlockError),
     /// A message shorter than its layout, at `offset`; skipped by its length.
@@ -60,6 +65,9 @@ impl core::fmt::Display for FeedError {
             FeedError::Segment(e) => e.fmt(f),
             FeedError::LengthMismatch { declared, actual } => {
                 write!(f, "UDP payload holds {actual} bytes after the IEX-TP header, the header declares {declared}")
+            }
+            FeedError::BadSequence { first_seq } => {
+                write!(f, "first sequence number {first_seq} at segment byte 24 is out of range")
             }
             FeedError::Block(e) => e.fmt(f),
             FeedError::Decode { error, seq, offset } => {
@@ -89,6 +97,9 @@ impl MessageSink for () {
     fn on_message(&mut self, _: &MsgContext, _: &Message<'_>) {}
 }
 
+/// The highest first sequence number accepted: far above any real run, far below overflow.
+pub const MAX_SEQ: i64 = 1 << 62;
+
 /// Counters kept by the handler. Everything is counted; nothing is dropped silently.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FeedStats {
@@ -116,6 +127,8 @@ pub struct FeedStats {
     pub not_iex: u64,
     /// Segments with a protocol id that is not an IEX feed.
     pub unknown_protocol: u64,
+    /// Segments whose first sequence number is not in `1..=2^62`.
+    pub bad_sequence: u64,
     /// Payload bytes of the segments handled.
     pub bytes: u64,
 }
@@ -135,6 +148,7 @@ impl Default for FeedStats {
             length_mismatches: 0,
             not_iex: 0,
             unknown_protocol: 0,
+            bad_sequence: 0,
             bytes: 0,
         }
     }
@@ -200,6 +214,13 @@ impl FeedHandler {
             // Not a feed we know: no sequence space to track (and many UDP protocols start with
             // a 1 byte). Counted, never sequenced or delivered.
             self.stats.unknown_protocol += 1;
+            return;
+        }
+        if !(1..=MAX_SEQ).contains(&seg.first_seq()) {
+            // IEX numbers every run from 1; anything else cannot be sequenced (and near i64::MAX it
+            // would not even fit). Counted and reported, never delivered.
+            self.stats.bad_sequence += 1;
+            sink.on_error(&FeedError::BadSequence { first_seq: seg.first_seq() });
             return;
         }
         self.stats.segments += 1;
@@ -329,8 +350,37 @@ mod tests {
         // The datagram itself was whole (the capture lost the bytes): no length mismatch.
         assert!(matches!(c.errors[..], [FeedError::Block(BlockError::Truncated { index: 2, .. })]));
         assert_eq!(h.stats().messages_lost_in_segment, 1);
-        // The sequencer still advanced past the whole segment.
-        assert_eq!(h.sequencer().expected(0x8004, 1), Some((1, 4)));
+        // The lost block is an open gap, and a whole copy of the datagram fills it.
+        assert_eq!(h.sequencer().open_gaps(0x8004, 1), [(3, 3)]);
+        assert_eq!(h.seq_stats().messages_missing, 1);
+        let mut c2 = Collect::default();
+        h.on_datagram(&seg, 0, 0, &mut c2);
+        assert_eq!(c2.msgs, [(3, b'O', true)]);
+        assert_eq!(h.seq_stats().messages_missing, 0);
+    }
+
+    #[test]
+    fn out_of_range_sequence_numbers_are_refused() {
+        for first in [0, -5, i64::MAX - 3] {
+            let mut b = SegmentBuilder::new(0x8004, 1, 1).starting_at(first, 0);
+            b.push(&op_halt());
+            let seg = b.finish(5);
+            let mut h = FeedHandler::new();
+            let mut c = Collect::default();
+            h.on_datagram(&seg, 0, 0, &mut c);
+            assert!(c.msgs.is_empty());
+            assert_eq!(c.errors, [FeedError::BadSequence { first_seq: first }]);
+            assert_eq!(h.stats().bad_sequence, 1);
+        }
+    }
+
+    #[test]
+    fn unknown_protocols_are_counted_not_sequenced() {
+        let mut b = SegmentBuilder::new(0x9001, 1, 1);
+        b.push(&op_halt());
+        let mut h = FeedHandler::new();
+        h.on_datagram(&b.finish(1), 0, 0, &mut ());
+        assert_eq!((h.stats().unknown_protocol, h.stats().segments, h.seq_stats().sessions), (1, 0, 0));
     }
 
     #[test]
