@@ -19,7 +19,8 @@
 //!   [`iex::FeedHandler`] that ties them together, and [`iex::SegmentBuilder`] to write segments
 //!   (tests, fault injection, fuzz seeds).
 //!
-//! - [`book`]: order-by-order books (DEEP+) with per-level aggregates.
+//! - [`book`]: order-by-order books (DEEP+), price-level books with transactions (DEEP), and the
+//!   per-symbol status machine; [`symbols`]: symbol → instrument id.
 //!
 //! Every view checks its length once when it is made; after that no accessor can panic. Errors on
 //! this path are small `Copy` enums that say what was wrong and at which byte offset.
@@ -31,3 +32,5 @@
 pub mod book;
 pub mod frame;
 pub mod iex;
+#[cfg(feature = "std")]
+pub mod symbols;

@@ -1,0 +1,105 @@
+//! Symbol → instrument id, assigned in order of first sight within a session.
+//!
+//! DBN identifies instruments by a `u32`; IEX has only 8-byte symbols. The table is sized at
+//! session start (IEX lists roughly 12,000 symbols in its pre-market spin) so the steady path does
+//! not allocate; growth past that is counted.
+
+use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
+
+use crate::book::order::IdHasher;
+use crate::iex::message::Symbol;
+
+/// Instrument ids for the symbols of one session.
+#[derive(Clone, Debug)]
+pub struct SymbolTable {
+    ids: HashMap<u64, u32, BuildHasherDefault<IdHasher>>,
+    symbols: Vec<Symbol>,
+    growths: u64,
+}
+
+impl SymbolTable {
+    /// Room for `capacity` symbols before anything allocates.
+    pub fn with_capacity(capacity: usize) -> Self {
+        SymbolTable {
+            ids: HashMap::with_capacity_and_hasher(capacity, BuildHasherDefault::default()),
+            symbols: Vec::with_capacity(capacity),
+            growths: 0,
+        }
+    }
+
+    /// The id of `symbol`, assigning the next one on first sight. The bool is true when the id is new.
+    #[inline]
+    pub fn intern(&mut self, symbol: Symbol) -> (u32, bool) {
+        let key = u64::from_le_bytes(symbol.0);
+        if let Some(&id) = self.ids.get(&key) {
+            return (id, false);
+        }
+        if self.symbols.len() == self.symbols.capacity() {
+            self.growths += 1;
+        }
+        let id = self.symbols.len() as u32;
+        self.symbols.push(symbol);
+        self.ids.insert(key, id);
+        (id, true)
+    }
+
+    /// The id of a symbol already seen.
+    #[inline]
+    pub fn get(&self, symbol: Symbol) -> Option<u32> {
+        self.ids.get(&u64::from_le_bytes(symbol.0)).copied()
+    }
+
+    /// The symbol of an id.
+    pub fn symbol(&self, id: u32) -> Option<Symbol> {
+        self.symbols.get(id as usize).copied()
+    }
+
+    /// Symbols known, in id order.
+    pub fn symbols(&self) -> &[Symbol] {
+        &self.symbols
+    }
+
+    /// How many symbols.
+    pub fn len(&self) -> usize {
+        self.symbols.len()
+    }
+
+    /// No symbols yet.
+    pub fn is_empty(&self) -> bool {
+        self.symbols.is_empty()
+    }
+
+    /// Times the reserved capacity was exceeded.
+    pub fn growths(&self) -> u64 {
+        self.growths
+    }
+
+    /// Forgets every symbol (a new session assigns ids afresh).
+    pub fn clear(&mut self) {
+        self.ids.clear();
+        self.symbols.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_in_order_of_first_sight() {
+        let mut t = SymbolTable::with_capacity(2);
+        let s = |x: &str| Symbol::from_text(x).unwrap();
+        assert_eq!(t.intern(s("ZIEXT")), (0, true));
+        assert_eq!(t.intern(s("BF.B")), (1, true));
+        assert_eq!(t.intern(s("ZIEXT")), (0, false));
+        assert_eq!(t.get(s("BF.B")), Some(1));
+        assert_eq!(t.get(s("AAPL")), None);
+        assert_eq!(t.symbol(1), Some(s("BF.B")));
+        assert_eq!(t.growths(), 0);
+        t.intern(s("AAPL"));
+        assert_eq!((t.len(), t.growths()), (3, 1));
+        t.clear();
+        assert!(t.is_empty());
+    }
+}
