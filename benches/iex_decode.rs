@@ -106,6 +106,10 @@ fn big_gz(copies: u32) -> (Vec<u8>, u64, u64) {
             // Session id sits 8 bytes into the IEX-TP header, after 16 + 42 bytes of headers.
             let session = start + 16 + 42 + 8;
             out[session..session + 4].copy_from_slice(&(0x4000_0000 + copy).to_le_bytes());
+            // Each session is sent a day after the previous one, as a real new session would be.
+            let send = start + 16 + 42 + 32;
+            let t = i64::from_le_bytes(out[send..send + 8].try_into().unwrap()) + i64::from(copy) * 86_400_000_000_000;
+            out[send..send + 8].copy_from_slice(&t.to_le_bytes());
             messages += u64::from(u16::from_le_bytes([out[start + 16 + 42 + 14], out[start + 16 + 42 + 15]]));
             at += 16 + caplen;
         }

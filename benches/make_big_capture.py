@@ -18,12 +18,15 @@ while pos + 16 <= len(raw):
     caplen = struct.unpack_from("<I", raw, pos + 8)[0]
     records.append(bytearray(raw[pos : pos + 16 + caplen]))
     pos += 16 + caplen
+sends = [struct.unpack_from("<q", r, 16 + 42 + 32)[0] for r in records]
 with gzip.open(out, "wb", compresslevel=level) as f:
     f.write(raw[:24])
     for copy in range(copies):
         chunk = bytearray()
-        for r in records:
+        for r, send in zip(records, sends):
             struct.pack_into("<I", r, 16 + 42 + 8, 0x40000000 + copy)
+            # Each session is sent a day after the previous one, as a real new session would be.
+            struct.pack_into("<q", r, 16 + 42 + 32, send + copy * 86_400_000_000_000)
             chunk += r
         f.write(chunk)
 print(out, os.path.getsize(out), "bytes compressed,", 24 + copies * (len(raw) - 24), "uncompressed")
