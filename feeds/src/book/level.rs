@@ -27,6 +27,13 @@ pub struct Bbo {
 }
 
 impl Bbo {
+    /// The BBO a TOPS Quote Update states. A side with size 0 and price 0 is empty, never a $0
+    /// quote (IEX sends such "zero quotes" for every symbol before the open).
+    pub fn from_quote(q: &crate::iex::message::QuoteUpdate<'_>) -> Self {
+        let side = |size: u32, price: i64| (size != 0 || price != 0).then_some(PriceSize { price, size });
+        Bbo { bid: side(q.bid_size(), q.bid_price()), ask: side(q.ask_size(), q.ask_price()) }
+    }
+
     /// Bid at or above ask.
     pub fn crossed(&self) -> bool {
         matches!((self.bid, self.ask), (Some(b), Some(a)) if b.price >= a.price)
@@ -195,6 +202,21 @@ mod tests {
         assert_eq!(b.growths(), 0);
         b.apply(5, BookSide::Ask, 1, 1, true); // an unreserved book appears
         assert_eq!(b.growths(), 1);
+    }
+
+    #[test]
+    fn tops_quotes_with_empty_sides() {
+        use crate::iex::{Message, Protocol, decode};
+        let mut m = vec![b'Q', 0x40];
+        m.extend_from_slice(&0i64.to_le_bytes());
+        m.extend_from_slice(b"ZIEXT   ");
+        m.extend_from_slice(&0u32.to_le_bytes());
+        m.extend_from_slice(&0i64.to_le_bytes());
+        m.extend_from_slice(&10_000i64.to_le_bytes());
+        m.extend_from_slice(&100u32.to_le_bytes());
+        let Ok(Message::QuoteUpdate(q)) = decode(Protocol::Tops15, &m) else { panic!() };
+        assert_eq!(Bbo::from_quote(&q), Bbo { bid: None, ask: ps(10_000, 100) });
+        assert!(!Bbo::from_quote(&q).crossed());
     }
 
     mod prop {
