@@ -82,7 +82,7 @@ pub struct Packet<'a> {
 }
 
 /// What the reader counted.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CaptureStats {
     /// Packets delivered.
     pub packets: u64,

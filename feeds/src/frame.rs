@@ -52,7 +52,7 @@ pub struct UdpDatagram<'a> {
 /// Why a frame is not a UDP datagram over IPv4, or is a damaged one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FrameError {
-    /// Not IPv4/UDP: the EtherType (or IP protocol number, after [`FrameError::NotUdp`]) found.
+    /// Not IPv4: the EtherType found after any VLAN tags (0x86dd for IPv6 on a raw link).
     NotIpv4 {
         /// The EtherType after all VLAN tags.
         ethertype: u16,

@@ -225,14 +225,7 @@ impl<'a> Segment<'a> {
     /// The message blocks, in order, each with its sequence number.
     #[inline]
     pub fn blocks(&self) -> Blocks<'a> {
-        Blocks {
-            rest: self.payload,
-            declared_len: usize::from(self.payload_len()),
-            offset: HEADER_LEN,
-            index: 0,
-            count: self.message_count(),
-            seq: self.first_seq(),
-        }
+        Blocks { rest: self.payload, offset: HEADER_LEN, index: 0, count: self.message_count(), seq: self.first_seq() }
     }
 }
 
@@ -254,7 +247,6 @@ pub struct Block<'a> {
 #[derive(Clone, Debug)]
 pub struct Blocks<'a> {
     rest: &'a [u8],
-    declared_len: usize,
     offset: usize,
     index: u16,
     count: u16,
@@ -308,11 +300,6 @@ impl Blocks<'_> {
     #[inline]
     pub fn remaining(&self) -> u16 {
         self.count - self.index
-    }
-
-    /// Payload length the header declared.
-    pub fn declared_len(&self) -> usize {
-        self.declared_len
     }
 }
 
