@@ -8,7 +8,11 @@
 //! - [`replay`]: the replay job: capture → frame peel → IEX-TP → sequencer → decoder → sinks, with
 //!   the counters `weir replay` prints; A/B arbitration of two captures.
 //! - [`jsonl`]: one JSON object per IEX message, as `weir replay --emit jsonl` writes.
+//! - [`dbn_out`]: DBN v3 files (`weir replay --out`) from `weir_feeds::normalize`'s records.
+//! - [`book_view`]: one symbol's books, as `weir book` prints them.
 
+pub mod book_view;
 pub mod capture;
+pub mod dbn_out;
 pub mod jsonl;
 pub mod replay;

@@ -73,6 +73,10 @@ impl<S: MessageSink> MessageSink for Tracking<'_, S> {
         self.record(format_args!("{error}"));
         self.inner.on_error(error);
     }
+    #[inline]
+    fn is_done(&self) -> bool {
+        self.inner.is_done()
+    }
 }
 
 /// Gap summary.
@@ -179,6 +183,63 @@ pub struct ReplayReport {
     /// A/B arbitration, when two captures were merged.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub arbitration: Option<ArbitrationReport>,
+    /// DBN records made, by schema (`mbo`, `trades`, ...); filled in by the caller that
+    /// normalized the messages.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub dbn_records: BTreeMap<String, u64>,
+    /// Book and normalization counters; filled in by the caller that normalized the messages.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub books: Option<BooksReport>,
+}
+
+/// Book and normalization counters of a replay (see `weir_feeds::normalize::NormalizeStats`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct BooksReport {
+    /// Instruments seen.
+    pub instruments: u64,
+    /// DEEP+ modifies with bit 0x01 set (keep priority, as decoded).
+    pub modify_bit_0x01: u64,
+    /// DEEP+ modifies with bit 0x80 set (the other reading of "bit 0").
+    pub modify_bit_0x80: u64,
+    /// Priority resets written as cancel + add.
+    pub priority_resets_as_cancel_add: u64,
+    /// Kept priority while the size grew (not expressible in DBN).
+    pub kept_priority_on_increase: u64,
+    /// Book operations refused (unknown order, duplicate id, overfill, bad side).
+    pub book_errors: u64,
+    /// Published BBOs crossed or locked at a transaction close (DEEP) or in a quote (TOPS).
+    pub crossed_books: u64,
+    /// Books marked possibly bad.
+    pub books_marked_bad: u64,
+    /// Books that lost the mark when their feed's gaps were filled.
+    pub books_recovered: u64,
+    /// Books emptied by resets and session changes.
+    pub books_cleared: u64,
+    /// Messages with no DBN record.
+    pub unmapped: u64,
+    /// Times reserved capacity was exceeded (an allocation on the message path).
+    pub growths: u64,
+}
+
+impl BooksReport {
+    /// The counters of a normalizer.
+    pub fn of<R>(n: &weir_feeds::normalize::Normalizer<R>) -> Self {
+        let s = n.stats();
+        BooksReport {
+            instruments: n.symbols().len() as u64,
+            modify_bit_0x01: s.modify_bit_0x01,
+            modify_bit_0x80: s.modify_bit_0x80,
+            priority_resets_as_cancel_add: s.priority_resets_as_cancel_add,
+            kept_priority_on_increase: s.kept_priority_on_increase,
+            book_errors: s.book_errors,
+            crossed_books: s.crossed_books,
+            books_marked_bad: s.books_marked_bad,
+            books_recovered: s.books_recovered,
+            books_cleared: s.books_cleared,
+            unmapped: s.unmapped + s.bad_fields,
+            growths: n.growths(),
+        }
+    }
 }
 
 /// Progress, reported about twice a second.
@@ -233,6 +294,9 @@ pub fn replay<S: MessageSink>(
                     handler.on_datagram(udp.payload, udp.missing, pkt.ts_ns, &mut tracking);
                 }
                 Err(e) => counts.frame_error(e, &mut tracking),
+            }
+            if tracking.is_done() {
+                break;
             }
             if counts.tick() {
                 let st = reader.stats();
@@ -309,6 +373,8 @@ pub fn replay<S: MessageSink>(
         first_errors: tracking.first_errors,
         gzip_backend: lines.iter().any(|r| r.is_gzip()).then_some(crate::capture::GZIP_BACKEND),
         arbitration,
+        dbn_records: BTreeMap::new(),
+        books: None,
     })
 }
 
@@ -469,6 +535,9 @@ fn merge_lines<S: MessageSink>(
                 l
             }
         };
+        if tracking.is_done() {
+            break;
+        }
         let i = if line == LineId::A { 0 } else { 1 };
         advance(&mut lines[i], i, &mut heads[i], counts, tracking);
         if counts.tick() {

@@ -21,6 +21,8 @@
 //!
 //! - [`book`]: order-by-order books (DEEP+), price-level books with transactions (DEEP), and the
 //!   per-symbol status machine; [`symbols`]: symbol → instrument id.
+//! - [`normalize`]: IEX messages → DBN v3 records (MBO, MBP-1/10, trades, status, definition,
+//!   imbalance, statistics, symbol mapping, system), driving the books (feature `dbn`).
 //!
 //! Every view checks its length once when it is made; after that no accessor can panic. Errors on
 //! this path are small `Copy` enums that say what was wrong and at which byte offset.
@@ -32,5 +34,7 @@
 pub mod book;
 pub mod frame;
 pub mod iex;
+#[cfg(feature = "dbn")]
+pub mod normalize;
 #[cfg(feature = "std")]
 pub mod symbols;

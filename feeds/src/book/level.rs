@@ -47,6 +47,10 @@ pub struct Applied {
     pub closed: bool,
     /// The published BBO changed with it.
     pub bbo_changed: bool,
+    /// Size at this price before the update (0: the level was not there).
+    pub previous: u32,
+    /// Where the level is (or was) on its side, 0 = best.
+    pub depth: u16,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -108,26 +112,33 @@ impl LevelBooks {
             BookSide::Ask => levels.binary_search_by(|l| l.price.cmp(&price)),
         };
         let cap = levels.capacity();
-        match (found, size) {
-            (Ok(at), 0) => {
-                levels.remove(at);
+        let (previous, at) = match (found, size) {
+            (Ok(at), 0) => (levels.remove(at).size, at),
+            (Ok(at), _) => (core::mem::replace(&mut levels[at].size, size), at),
+            (Err(at), 0) => (0, at),
+            (Err(at), _) => {
+                levels.insert(at, PriceSize { price, size });
+                (0, at)
             }
-            (Ok(at), _) => levels[at].size = size,
-            (Err(_), 0) => {}
-            (Err(at), _) => levels.insert(at, PriceSize { price, size }),
-        }
+        };
         if levels.capacity() != cap {
             self.growths += 1;
         }
+        let depth = u16::try_from(at).unwrap_or(u16::MAX);
         if !complete {
             b.in_transition = true;
-            return Applied { closed: false, bbo_changed: false };
+            return Applied { closed: false, bbo_changed: false, previous, depth };
         }
         b.in_transition = false;
         let now = Bbo { bid: b.bids.first().copied(), ask: b.asks.first().copied() };
         let bbo_changed = now != b.published;
         b.published = now;
-        Applied { closed: true, bbo_changed }
+        Applied { closed: true, bbo_changed, previous, depth }
+    }
+
+    /// Number of books.
+    pub fn books(&self) -> usize {
+        self.books.len()
     }
 
     /// The BBO as of the last closed transaction.
@@ -180,11 +191,11 @@ mod tests {
         }
         assert_eq!(b.bbo(0), Bbo { bid: ps(250_000, 100), ask: ps(251_000, 100) });
         let a = b.apply(0, BookSide::Ask, 251_000, 0, false);
-        assert_eq!(a, Applied { closed: false, bbo_changed: false });
+        assert_eq!(a, Applied { closed: false, bbo_changed: false, previous: 100, depth: 0 });
         assert!(b.in_transition(0));
         assert_eq!(b.bbo(0), Bbo { bid: ps(250_000, 100), ask: ps(251_000, 100) });
         let a = b.apply(0, BookSide::Ask, 252_000, 0, true);
-        assert_eq!(a, Applied { closed: true, bbo_changed: true });
+        assert_eq!(a, Applied { closed: true, bbo_changed: true, previous: 100, depth: 0 });
         assert_eq!(b.bbo(0), Bbo { bid: ps(250_000, 100), ask: ps(253_000, 100) });
         assert!(!b.in_transition(0));
     }

@@ -89,6 +89,12 @@ pub trait MessageSink {
     /// A fault in the datagram being handled.
     #[inline]
     fn on_error(&mut self, _error: &FeedError) {}
+
+    /// The sink has what it wanted (e.g. a book at a given time): a driver may stop feeding it.
+    #[inline]
+    fn is_done(&self) -> bool {
+        false
+    }
 }
 
 /// A sink that drops everything (counting only).

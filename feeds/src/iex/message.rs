@@ -621,6 +621,55 @@ impl Message<'_> {
             Message::Empty => 0,
         }
     }
+
+    /// The symbol the message is about (`None` for system events, unknown and empty blocks).
+    #[inline]
+    pub fn symbol(&self) -> Option<Symbol> {
+        Some(match self {
+            Message::SecurityDirectory(m) => m.symbol(),
+            Message::TradingStatus(m) => m.symbol(),
+            Message::RetailLiquidityIndicator(m) => m.symbol(),
+            Message::OperationalHaltStatus(m) => m.symbol(),
+            Message::ShortSalePriceTest(m) => m.symbol(),
+            Message::SecurityEvent(m) => m.symbol(),
+            Message::QuoteUpdate(m) => m.symbol(),
+            Message::Trade(m) | Message::HiddenTrade(m) | Message::TradeBreak(m) => m.symbol(),
+            Message::OfficialPrice(m) => m.symbol(),
+            Message::AuctionInformation(m) => m.symbol(),
+            Message::PriceLevelUpdate(m) => m.symbol(),
+            Message::AddOrder(m) => m.symbol(),
+            Message::OrderModify(m) => m.symbol(),
+            Message::OrderDelete(m) => m.symbol(),
+            Message::OrderExecuted(m) => m.symbol(),
+            Message::ClearBook(m) => m.symbol(),
+            Message::SystemEvent(_) | Message::Unknown { .. } | Message::Empty => return None,
+        })
+    }
+
+    /// The event time (ns since the epoch), for every message that has one.
+    #[inline]
+    pub fn timestamp(&self) -> Option<i64> {
+        Some(match self {
+            Message::SystemEvent(m) => m.timestamp(),
+            Message::SecurityDirectory(m) => m.timestamp(),
+            Message::TradingStatus(m) => m.timestamp(),
+            Message::RetailLiquidityIndicator(m) => m.timestamp(),
+            Message::OperationalHaltStatus(m) => m.timestamp(),
+            Message::ShortSalePriceTest(m) => m.timestamp(),
+            Message::SecurityEvent(m) => m.timestamp(),
+            Message::QuoteUpdate(m) => m.timestamp(),
+            Message::Trade(m) | Message::HiddenTrade(m) | Message::TradeBreak(m) => m.timestamp(),
+            Message::OfficialPrice(m) => m.timestamp(),
+            Message::AuctionInformation(m) => m.timestamp(),
+            Message::PriceLevelUpdate(m) => m.timestamp(),
+            Message::AddOrder(m) => m.timestamp(),
+            Message::OrderModify(m) => m.timestamp(),
+            Message::OrderDelete(m) => m.timestamp(),
+            Message::OrderExecuted(m) => m.timestamp(),
+            Message::ClearBook(m) => m.timestamp(),
+            Message::Unknown { .. } | Message::Empty => return None,
+        })
+    }
 }
 
 /// The message kinds a protocol defines, with their layout lengths.

@@ -8,9 +8,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use weir::book_view::{self, BookWatch};
+use weir::dbn_out::DbnFile;
 use weir::jsonl::JsonlSink;
-use weir::replay::{self, Progress, ReplayReport};
-use weir_feeds::iex::{Message, MessageSink, MsgContext};
+use weir::replay::{self, BooksReport, Progress, ReplayReport};
+use weir_feeds::iex::message::Symbol;
+use weir_feeds::iex::{FeedError, Message, MessageSink, MsgContext, SeqEvent};
+use weir_feeds::normalize::{Normalizer, NormalizerConfig, Publishers, RecordCounts};
 
 #[derive(Parser, Debug)]
 #[command(name = "weir", version, about = "Low-latency market data runtime: replay and inspect IEX captures")]
@@ -21,8 +25,58 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Decode an IEX capture (pcap or pcapng, gzip or not) and summarise it.
+    /// Decode an IEX capture (pcap or pcapng, gzip or not), build its books, summarise it, and
+    /// optionally write it as DBN v3.
     Replay(ReplayArgs),
+    /// Print one symbol's books (levels, sizes, order counts, BBO, status) from a capture.
+    Book(BookArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct BookArgs {
+    /// The capture.
+    file: PathBuf,
+    /// The symbol (as IEX spells it, e.g. `ZIEXT`, `BRK.B`).
+    #[arg(long)]
+    symbol: String,
+    /// Show the book at the symbol's first transaction close at or after this time: nanoseconds
+    /// since the epoch, or RFC 3339 (`2017-04-17T13:30:00Z`). Default: the end of the capture.
+    #[arg(long, value_name = "NS|RFC3339")]
+    at: Option<String>,
+    /// Price levels per side.
+    #[arg(long, default_value_t = 10)]
+    depth: usize,
+    /// One JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    publishers: PublisherArgs,
+}
+
+#[derive(clap::Args, Debug, Clone, Copy)]
+struct PublisherArgs {
+    /// DBN publisher id of TOPS records (Databento's IEXG.TOPS.IEXG).
+    #[arg(long, default_value_t = Publishers::default().tops)]
+    tops_publisher: u16,
+    /// DBN publisher id of DEEP records (private: Databento has none).
+    #[arg(long, default_value_t = Publishers::default().deep)]
+    deep_publisher: u16,
+    /// DBN publisher id of DEEP+ records (private: Databento has none).
+    #[arg(long, default_value_t = Publishers::default().deep_plus)]
+    deep_plus_publisher: u16,
+}
+
+impl PublisherArgs {
+    fn config(&self) -> NormalizerConfig {
+        NormalizerConfig {
+            publishers: Publishers {
+                tops: self.tops_publisher,
+                deep: self.deep_publisher,
+                deep_plus: self.deep_plus_publisher,
+            },
+            ..NormalizerConfig::default()
+        }
+    }
 }
 
 #[derive(clap::Args, Debug)]
@@ -38,9 +92,14 @@ struct ReplayArgs {
     /// Write every message to stdout.
     #[arg(long, value_enum, default_value_t = Emit::None)]
     emit: Emit,
+    /// Write the normalized records as DBN v3 to OUT (`.dbn`, or `.dbn.zst` for zstd).
+    #[arg(long, value_name = "OUT.dbn[.zst]")]
+    out: Option<PathBuf>,
     /// No progress line and no summary.
     #[arg(long, short)]
     quiet: bool,
+    #[command(flatten)]
+    publishers: PublisherArgs,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -55,25 +114,51 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Replay(args) => run_replay(args),
+        Command::Book(args) => run_book(args),
     }
 }
 
-struct EmitSink(Option<JsonlSink<io::BufWriter<io::StdoutLock<'static>>>>);
+/// What `weir replay` does with each message: JSONL (optional), then books and DBN records.
+struct ReplaySink {
+    jsonl: Option<JsonlSink<io::BufWriter<io::StdoutLock<'static>>>>,
+    normalizer: Normalizer<DbnFile>,
+}
 
-impl MessageSink for EmitSink {
+impl MessageSink for ReplaySink {
     #[inline]
     fn on_message(&mut self, ctx: &MsgContext, msg: &Message<'_>) {
-        if let Some(s) = &mut self.0 {
+        if let Some(s) = &mut self.jsonl {
             s.write(ctx, msg);
         }
+        self.normalizer.on_message(ctx, msg);
+    }
+    #[inline]
+    fn on_event(&mut self, event: &SeqEvent) {
+        self.normalizer.on_event(event);
+    }
+    #[inline]
+    fn on_error(&mut self, error: &FeedError) {
+        self.normalizer.on_error(error);
     }
 }
 
 fn run_replay(args: ReplayArgs) -> ExitCode {
     let stdout_taken = args.emit == Emit::Jsonl || args.stats_json.as_deref() == Some("-");
-    let mut sink = EmitSink(
-        (args.emit == Emit::Jsonl).then(|| JsonlSink::new(io::BufWriter::with_capacity(1 << 20, io::stdout().lock()))),
-    );
+    let records = match &args.out {
+        Some(path) => match DbnFile::create(path) {
+            Ok(f) => f,
+            Err(e) => {
+                eprintln!("weir replay: {e}");
+                return ExitCode::from(1);
+            }
+        },
+        None => DbnFile::counting(),
+    };
+    let mut sink = ReplaySink {
+        jsonl: (args.emit == Emit::Jsonl)
+            .then(|| JsonlSink::new(io::BufWriter::with_capacity(1 << 20, io::stdout().lock()))),
+        normalizer: Normalizer::new(args.publishers.config(), records),
+    };
     let interactive = io::stderr().is_terminal();
     let mut shown = false;
     let mut next_plain_line = 10;
@@ -102,14 +187,27 @@ fn run_replay(args: ReplayArgs) -> ExitCode {
     if shown && interactive {
         eprintln!();
     }
-    let report = match result {
+    let mut report = match result {
         Ok(r) => r,
         Err(e) => {
+            sink.normalizer.into_sink().abandon();
             eprintln!("weir replay: {e}");
             return ExitCode::from(2);
         }
     };
-    if let Some(s) = sink.0.take()
+    report.dbn_records = sink.normalizer.sink().counts();
+    report.books = Some(BooksReport::of(&sink.normalizer));
+    let ReplaySink { jsonl, normalizer } = sink;
+    let (normalizer, records) = {
+        let mut n = normalizer;
+        let records = std::mem::replace(n.sink_mut(), DbnFile::counting());
+        (n, records)
+    };
+    if let Err(e) = records.finish(&normalizer) {
+        eprintln!("weir replay: writing DBN: {e}");
+        return ExitCode::from(1);
+    }
+    if let Some(s) = jsonl
         && let Err(e) = s.finish()
         && e.kind() != io::ErrorKind::BrokenPipe
     {
@@ -140,6 +238,85 @@ fn run_replay(args: ReplayArgs) -> ExitCode {
         };
     }
     ExitCode::SUCCESS
+}
+
+/// `--at`: integer nanoseconds, or RFC 3339.
+fn parse_time(text: &str) -> Result<i64, String> {
+    if let Ok(ns) = text.parse::<i64>() {
+        return if ns >= 0 { Ok(ns) } else { Err(format!("--at {text}: a time before 1970")) };
+    }
+    let t = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .map_err(|e| format!("--at {text}: neither nanoseconds since the epoch nor RFC 3339 ({e})"))?;
+    i64::try_from(t.unix_timestamp_nanos()).map_err(|_| format!("--at {text}: out of range"))
+}
+
+fn run_book(args: BookArgs) -> ExitCode {
+    let fail = |msg: String| {
+        eprintln!("weir book: {msg}");
+        ExitCode::from(2)
+    };
+    let Some(symbol) = Symbol::from_text(&args.symbol).filter(|_| !args.symbol.is_empty()) else {
+        return fail(format!("--symbol {:?}: an IEX symbol is 1 to 8 characters", args.symbol));
+    };
+    if args.depth == 0 {
+        return fail("--depth 0: ask for at least one level".to_owned());
+    }
+    let at = match args.at.as_deref().map(parse_time).transpose() {
+        Ok(at) => at,
+        Err(e) => return fail(e),
+    };
+    let normalizer = Normalizer::new(args.publishers.config(), RecordCounts::default());
+    let mut watch = BookWatch::new(normalizer, symbol, at, args.depth);
+    if let Err(e) = replay::replay(&args.file, None, &mut watch, &mut |_| {}) {
+        return fail(e.to_string());
+    }
+    let n = &watch.normalizer;
+    if n.instrument_id(symbol).is_none() {
+        let known: Vec<String> =
+            n.symbols().iter().take(12).map(|s| String::from_utf8_lossy(s.as_bytes()).into_owned()).collect();
+        let more = if n.symbols().len() > known.len() { ", ..." } else { "" };
+        return fail(format!(
+            "symbol {} does not appear in {} (it has {} symbols: {}{more})",
+            args.symbol,
+            args.file.display(),
+            n.symbols().len(),
+            known.join(", ")
+        ));
+    }
+    let view = match (watch.taken.take(), at) {
+        (Some(v), _) => v,
+        (None, Some(at)) => {
+            return fail(format!(
+                "--at {at}: {} has no transaction close at or after that time in {} (its last message is at {})",
+                args.symbol,
+                args.file.display(),
+                watch.last_ts.unwrap_or(0)
+            ));
+        }
+        (None, None) => match book_view::view(n, symbol, args.depth, watch.last_ts.unwrap_or(0), "end") {
+            Some(v) => v,
+            None => return fail(format!("symbol {} has no book", args.symbol)),
+        },
+    };
+    let text = if args.json {
+        match serde_json::to_string_pretty(&view) {
+            Ok(j) => j + "\n",
+            Err(e) => {
+                eprintln!("weir book: {e}");
+                return ExitCode::from(1);
+            }
+        }
+    } else {
+        book_view::render(&view)
+    };
+    match io::stdout().lock().write_all(text.as_bytes()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("weir book: {e}");
+            ExitCode::from(1)
+        }
+    }
 }
 
 fn summary(args: &ReplayArgs, r: &ReplayReport) -> String {
@@ -178,6 +355,24 @@ fn summary(args: &ReplayArgs, r: &ReplayReport) -> String {
         "  decode errors {}   block errors {}   messages lost in segments {}   corrupt frames {}",
         r.decode_errors, r.block_errors, r.messages_lost_in_segment, r.corrupt_frames
     );
+    if let Some(b) = &r.books {
+        let recs: Vec<String> = r.dbn_records.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        let _ = writeln!(s, "  DBN records: {}", if recs.is_empty() { "none".to_owned() } else { recs.join(", ") });
+        let _ = writeln!(
+            s,
+            "  books: {} instruments   book errors {}   crossed {}   marked maybe-bad {}   recovered {}   cleared {}   growths {}",
+            b.instruments,
+            b.book_errors,
+            b.crossed_books,
+            b.books_marked_bad,
+            b.books_recovered,
+            b.books_cleared,
+            b.growths
+        );
+    }
+    if let Some(out) = &args.out {
+        let _ = writeln!(s, "  wrote {}", out.display());
+    }
     if let Some(a) = &r.arbitration {
         let _ = writeln!(
             s,

@@ -1,0 +1,1292 @@
+//! IEX messages → DBN v3 records, with the books that give them meaning.
+//!
+//! [`Normalizer`] is a [`MessageSink`]: put it behind a [`FeedHandler`](crate::iex::FeedHandler)
+//! and every delivered IEX message updates the books and status machine of its feed and becomes
+//! zero or more DBN records (the `dbn` crate's own `#[repr(C)]` types, so the bytes are exactly
+//! what Databento's tools read), handed to a [`RecordSink`]. The mapping, and why each choice was
+//! made, is written down in `docs/dbn.md`; in short:
+//!
+//! | IEX | DBN |
+//! |---|---|
+//! | DEEP+ `a` / `M` / `R` / `C` | MBO `A` / `M` (or `C`+`A` when IEX resets priority) / `C` / `R` |
+//! | DEEP+ `L` | MBO `T` (aggressor) + `F` + `C` (the resting order), and a trade |
+//! | DEEP+ `T` (hidden) | MBO `T` (order id 0) and a trade |
+//! | DEEP `8`/`5` | MBO with `F_MBP`, order id 0, the new level size; MBP-1 / MBP-10 on transaction close |
+//! | TOPS `Q` | MBP-1 with `F_TOB` |
+//! | `T` (TOPS, DEEP) | trade |
+//! | `B` | system record (documented text), never a trade |
+//! | `H` `O` `P` `E` `S` (and a TOPS quote's halted flag) | status |
+//! | `D` | definition (+ statistics: adjusted previous close) |
+//! | `A` | imbalance |
+//! | `X` | statistics (opening / closing price) |
+//! | a symbol's first message | symbol mapping |
+//! | gap, reset, session change, recovery | system, and `F_MAYBE_BAD_BOOK` on the book's records |
+//!
+//! Instrument ids are assigned in order of first sight, starting at 1 (0 is "the whole feed", as
+//! on system-wide status records), and stay the same for the life of the normalizer, across
+//! feeds and sessions. Nothing here allocates per message once the books are sized.
+
+use core::ffi::c_char;
+
+use dbn::{
+    Action, BidAskPair, FlagSet, ImbalanceMsg, InstrumentDefMsg, MboMsg, Mbp1Msg, Mbp10Msg, RecordHeader, SType,
+    Side as DbnSide, StatMsg, StatType, StatusAction, StatusMsg, StatusReason, SymbolMappingMsg, SystemMsg, TradeMsg,
+    TradingEvent, UNDEF_ORDER_SIZE, UNDEF_PRICE, UNDEF_TIMESTAMP, flags, rtype,
+};
+
+use crate::book::{Bbo, BookSide, LevelBooks, OrderBooks, StatusBook};
+use crate::iex::codes::{
+    ImbalanceSide, OfficialPriceType, OperationalHaltCode, SecurityEventCode, Side, SystemEventCode, TradingStatusCode,
+};
+use crate::iex::message::{Symbol, TradeReport};
+use crate::iex::{Message, MessageSink, MsgContext, Protocol, SeqEvent, StreamKey};
+use crate::symbols::SymbolTable;
+
+/// IEX prices are 1e-4 dollars; DBN's are 1e-9.
+pub const PRICE_SCALE: i64 = 100_000;
+
+/// Where normalized records go: a ring, a file, a counter.
+pub trait RecordSink {
+    /// One record, in order.
+    fn record<R: dbn::Record>(&mut self, rec: &R);
+}
+
+/// Appends the record bytes.
+impl RecordSink for Vec<u8> {
+    #[inline]
+    fn record<R: dbn::Record>(&mut self, rec: &R) {
+        self.extend_from_slice(rec.as_ref());
+    }
+}
+
+/// Counts records by `rtype` and drops them.
+#[derive(Clone, Debug)]
+pub struct RecordCounts {
+    /// Records seen, by `rtype`.
+    pub by_rtype: [u64; 256],
+}
+
+impl Default for RecordCounts {
+    fn default() -> Self {
+        RecordCounts { by_rtype: [0; 256] }
+    }
+}
+
+impl RecordSink for RecordCounts {
+    #[inline]
+    fn record<R: dbn::Record>(&mut self, rec: &R) {
+        // The rtype is byte 1 of every record.
+        self.by_rtype[usize::from(rec.as_ref()[1])] += 1;
+    }
+}
+
+/// The schema name of an `rtype`, as Databento spells it (`0x16` and `0x17` have no schema).
+pub fn rtype_name(rtype: u8) -> Option<&'static str> {
+    Some(match rtype {
+        rtype::MBP_0 => "trades",
+        rtype::MBP_1 => "mbp-1",
+        rtype::MBP_10 => "mbp-10",
+        rtype::MBO => "mbo",
+        rtype::STATUS => "status",
+        rtype::INSTRUMENT_DEF => "definition",
+        rtype::IMBALANCE => "imbalance",
+        rtype::STATISTICS => "statistics",
+        rtype::SYMBOL_MAPPING => "symbol_mapping",
+        rtype::SYSTEM => "system",
+        _ => return None,
+    })
+}
+
+/// Which IEX feed a record comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Feed {
+    /// TOPS 1.5 and 1.6.
+    Tops,
+    /// DEEP 1.0.
+    Deep,
+    /// DEEP+ 1.0.
+    DeepPlus,
+}
+
+impl Feed {
+    /// Every feed.
+    pub const ALL: [Feed; 3] = [Feed::Tops, Feed::Deep, Feed::DeepPlus];
+
+    /// The feed of an IEX-TP protocol id.
+    pub fn of(protocol: Protocol) -> Option<Feed> {
+        match protocol {
+            Protocol::Tops15 | Protocol::Tops16 => Some(Feed::Tops),
+            Protocol::Deep => Some(Feed::Deep),
+            Protocol::DeepPlus => Some(Feed::DeepPlus),
+            Protocol::Other(_) => None,
+        }
+    }
+
+    /// The DBN dataset name: Databento's for TOPS, weir's own for the others.
+    pub fn dataset(self) -> &'static str {
+        match self {
+            Feed::Tops => "IEXG.TOPS",
+            Feed::Deep => "IEXG.DEEP",
+            Feed::DeepPlus => "IEXG.DEEPPLUS",
+        }
+    }
+
+    /// Short name (`tops`, `deep`, `deep+`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Feed::Tops => "tops",
+            Feed::Deep => "deep",
+            Feed::DeepPlus => "deep+",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// DBN publisher ids per feed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Publishers {
+    /// TOPS: Databento's `IEXG.TOPS.IEXG` (38), so TOPS output diffs against a vendor copy.
+    pub tops: u16,
+    /// DEEP: no public id exists; weir's private range starts at 0xF000.
+    pub deep: u16,
+    /// DEEP+: no public id exists.
+    pub deep_plus: u16,
+}
+
+impl Default for Publishers {
+    fn default() -> Self {
+        Publishers { tops: dbn::Publisher::IexgTopsIexg as u16, deep: 0xF001, deep_plus: 0xF002 }
+    }
+}
+
+impl Publishers {
+    /// The id of a feed.
+    pub fn of(&self, feed: Feed) -> u16 {
+        match feed {
+            Feed::Tops => self.tops,
+            Feed::Deep => self.deep,
+            Feed::DeepPlus => self.deep_plus,
+        }
+    }
+}
+
+/// Sizes and switches, fixed at session start.
+#[derive(Clone, Copy, Debug)]
+pub struct NormalizerConfig {
+    /// Publisher ids.
+    pub publishers: Publishers,
+    /// Symbols reserved (IEX's pre-market spin lists about 12,000).
+    pub symbols: usize,
+    /// DEEP+ resting orders reserved.
+    pub orders: usize,
+    /// Price levels reserved per book side.
+    pub levels: usize,
+    /// Derive MBP-1 records from DEEP when a transaction closes with a new BBO.
+    pub mbp1: bool,
+    /// Derive MBP-10 records from DEEP when a transaction closes with a new top ten.
+    pub mbp10: bool,
+}
+
+impl Default for NormalizerConfig {
+    fn default() -> Self {
+        NormalizerConfig {
+            publishers: Publishers::default(),
+            symbols: 16_384,
+            orders: 1 << 20,
+            levels: 16,
+            mbp1: true,
+            mbp10: true,
+        }
+    }
+}
+
+/// Counters of the normalizer (records themselves are counted by the sink).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NormalizeStats {
+    /// DEEP+ modifies with bit 0x01 set (IEX.md's reading of "bit 0": keep priority).
+    pub modify_bit_0x01: u64,
+    /// DEEP+ modifies with bit 0x80 set (the other reading, used by two open-source decoders).
+    pub modify_bit_0x80: u64,
+    /// DEEP+ modifies that reset priority at an unchanged price without growing: written as
+    /// `C` + `A` so a DBN consumer's queue (which keeps priority on a size decrease) stays right.
+    pub priority_resets_as_cancel_add: u64,
+    /// DEEP+ modifies that keep priority while growing: a DBN consumer will move the order to the
+    /// back of its queue (DBN cannot say otherwise).
+    pub kept_priority_on_increase: u64,
+    /// Book operations the book refused (unknown order, duplicate id, overfill, bad side): the
+    /// book is marked possibly bad.
+    pub book_errors: u64,
+    /// Transactions that closed with a crossed or locked published BBO (DEEP), or TOPS quotes
+    /// crossed or locked.
+    pub crossed_books: u64,
+    /// Times books were marked possibly bad (one per book per event).
+    pub books_marked_bad: u64,
+    /// Books that lost the mark because every gap of their feed was filled and no late message
+    /// touched them.
+    pub books_recovered: u64,
+    /// Books emptied by a reset or session change.
+    pub books_cleared: u64,
+    /// Messages with no DBN record (retail liquidity indicators; unknown or empty blocks).
+    pub unmapped: u64,
+    /// Messages the normalizer could not map because a field was outside its code table (a side
+    /// other than `8`/`5`): counted, and the book marked possibly bad.
+    pub bad_fields: u64,
+}
+
+/// What the normalizer knows per feed.
+#[derive(Clone, Debug)]
+struct FeedState {
+    status: StatusBook,
+    /// `F_MAYBE_BAD_BOOK` per instrument (table index).
+    bad: Vec<bool>,
+    /// Touched by a late (gap-filling) message since the last gap: stays bad after recovery.
+    late_touched: Vec<bool>,
+    /// Messages missing in this feed's open gaps.
+    missing: i64,
+    /// Any message seen.
+    seen: bool,
+}
+
+impl FeedState {
+    fn new(symbols: usize) -> Self {
+        FeedState {
+            status: StatusBook::with_capacity(symbols),
+            bad: Vec::with_capacity(symbols),
+            late_touched: Vec::with_capacity(symbols),
+            missing: 0,
+            seen: false,
+        }
+    }
+}
+
+/// Per-record context taken from the message's segment.
+#[derive(Clone, Copy, Debug)]
+struct Stamp {
+    publisher: u16,
+    ts_recv: u64,
+    ts_in_delta: i32,
+    sequence: u32,
+    channel: u8,
+}
+
+/// IEX → DBN, with the books, status machines and symbol table it needs. See the module docs.
+#[derive(Debug)]
+pub struct Normalizer<R> {
+    sink: R,
+    config: NormalizerConfig,
+    symbols: SymbolTable,
+    feeds: [FeedState; 3],
+    levels: LevelBooks,
+    orders: OrderBooks,
+    quotes: Vec<Bbo>,
+    /// The last MBP-10 published per DEEP book.
+    top10: Vec<[BidAskPair; 10]>,
+    stats: NormalizeStats,
+    first_ts: u64,
+    last_ts: u64,
+}
+
+#[inline]
+fn px(iex: i64) -> i64 {
+    iex.saturating_mul(PRICE_SCALE)
+}
+
+#[inline]
+fn px_or_undef(iex: i64) -> i64 {
+    if iex == 0 { UNDEF_PRICE } else { px(iex) }
+}
+
+#[inline]
+fn ts(ns: i64) -> u64 {
+    ns as u64
+}
+
+#[inline]
+fn ch(b: u8) -> c_char {
+    b as c_char
+}
+
+fn cstr<const N: usize>(s: &[u8]) -> [c_char; N] {
+    let mut out = [0 as c_char; N];
+    for (o, &b) in out.iter_mut().zip(s.iter().take(N - 1)) {
+        *o = b as c_char;
+    }
+    out
+}
+
+fn book_side(side: Side) -> Option<BookSide> {
+    match side {
+        Side::Buy => Some(BookSide::Bid),
+        Side::Sell => Some(BookSide::Ask),
+        Side::Other(_) => None,
+    }
+}
+
+fn dbn_side(side: BookSide) -> c_char {
+    match side {
+        BookSide::Bid => DbnSide::Bid as u8 as c_char,
+        BookSide::Ask => DbnSide::Ask as u8 as c_char,
+    }
+}
+
+/// The aggressor of an execution against a resting order is on the other side.
+fn aggressor(resting: BookSide) -> c_char {
+    match resting {
+        BookSide::Bid => DbnSide::Ask as u8 as c_char,
+        BookSide::Ask => DbnSide::Bid as u8 as c_char,
+    }
+}
+
+const NO_SIDE: c_char = DbnSide::None as u8 as c_char;
+
+fn tri(v: Option<bool>) -> c_char {
+    ch(match v {
+        Some(true) => b'Y',
+        Some(false) => b'N',
+        None => b'~',
+    })
+}
+
+/// DBN status reason for an IEX trading-status reason (IEX.md §1.5; unknown reasons → none).
+fn status_reason(reason: &[u8]) -> StatusReason {
+    match reason {
+        b"T1" => StatusReason::NewsPending,
+        b"T2" => StatusReason::NewsReleased,
+        b"T3" => StatusReason::NewsAndResumptionTimes,
+        b"T5" | b"LUDP" => StatusReason::LuldPause,
+        b"T6" => StatusReason::MarketEvent,
+        b"T8" => StatusReason::Etf,
+        b"T12" => StatusReason::AdditionalInformationRequested,
+        b"H4" => StatusReason::NonCompliance,
+        b"H9" => StatusReason::FilingsNotCurrent,
+        b"H10" => StatusReason::SecTradingSuspension,
+        b"H11" => StatusReason::Regulatory,
+        b"IPO1" | b"IPOD" | b"IPOE" => StatusReason::NewIssue,
+        b"MCB1" => StatusReason::MarketWideHaltLevel1,
+        b"MCB2" => StatusReason::MarketWideHaltLevel2,
+        b"MCB3" => StatusReason::MarketWideHaltLevel3,
+        b"MCB0" => StatusReason::MarketWideHaltCarryover,
+        _ => StatusReason::None,
+    }
+}
+
+fn trading_action(code: Option<TradingStatusCode>) -> StatusAction {
+    match code {
+        Some(TradingStatusCode::Halted) => StatusAction::Halt,
+        Some(TradingStatusCode::OrderAcceptance) => StatusAction::Quoting,
+        Some(TradingStatusCode::Paused) => StatusAction::Pause,
+        Some(TradingStatusCode::Trading) => StatusAction::Trading,
+        _ => StatusAction::None,
+    }
+}
+
+fn phase_action(code: SystemEventCode) -> (StatusAction, TradingEvent) {
+    match code {
+        SystemEventCode::StartOfSystemHours => (StatusAction::PreOpen, TradingEvent::ChangeTradingSession),
+        SystemEventCode::StartOfRegularHours => (StatusAction::Trading, TradingEvent::ChangeTradingSession),
+        SystemEventCode::EndOfRegularHours => (StatusAction::PostClose, TradingEvent::ChangeTradingSession),
+        SystemEventCode::EndOfSystemHours => (StatusAction::Close, TradingEvent::ChangeTradingSession),
+        _ => (StatusAction::None, TradingEvent::None),
+    }
+}
+
+impl<R> Normalizer<R> {
+    /// A normalizer with its books sized by `config`, writing to `sink`.
+    pub fn new(config: NormalizerConfig, sink: R) -> Self {
+        let n = config.symbols;
+        Normalizer {
+            sink,
+            config,
+            symbols: SymbolTable::with_capacity(n),
+            feeds: [FeedState::new(n), FeedState::new(n), FeedState::new(n)],
+            levels: LevelBooks::with_capacity(0, config.levels),
+            orders: OrderBooks::with_capacity(0, config.orders, config.levels),
+            quotes: Vec::with_capacity(n),
+            top10: Vec::new(),
+            stats: NormalizeStats::default(),
+            first_ts: u64::MAX,
+            last_ts: 0,
+        }
+    }
+
+    /// The record sink.
+    pub fn sink(&self) -> &R {
+        &self.sink
+    }
+
+    /// The record sink, mutably (to drain a buffer).
+    pub fn sink_mut(&mut self) -> &mut R {
+        &mut self.sink
+    }
+
+    /// Gives the sink back.
+    pub fn into_sink(self) -> R {
+        self.sink
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &NormalizeStats {
+        &self.stats
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &NormalizerConfig {
+        &self.config
+    }
+
+    /// Symbols in instrument-id order: the symbol of instrument id `i` is at `i - 1`.
+    pub fn symbols(&self) -> &[Symbol] {
+        self.symbols.symbols()
+    }
+
+    /// The instrument id of a symbol seen so far.
+    pub fn instrument_id(&self, symbol: Symbol) -> Option<u32> {
+        self.symbols.get(symbol).map(|i| i + 1)
+    }
+
+    /// Feeds that delivered at least one message.
+    pub fn feeds_seen(&self) -> impl Iterator<Item = Feed> + '_ {
+        Feed::ALL.into_iter().filter(|f| self.feeds[f.index()].seen)
+    }
+
+    /// Earliest and latest receive time seen (ns), if any message was.
+    pub fn time_span(&self) -> Option<(u64, u64)> {
+        (self.first_ts <= self.last_ts).then_some((self.first_ts, self.last_ts))
+    }
+
+    /// DEEP price-level books, indexed by instrument id − 1.
+    pub fn level_books(&self) -> &LevelBooks {
+        &self.levels
+    }
+
+    /// DEEP+ order books, indexed by instrument id − 1.
+    pub fn order_books(&self) -> &OrderBooks {
+        &self.orders
+    }
+
+    /// The last TOPS quote of an instrument.
+    pub fn quote(&self, instrument_id: u32) -> Bbo {
+        self.quotes.get(instrument_id.wrapping_sub(1) as usize).copied().unwrap_or_default()
+    }
+
+    /// The status machine of a feed.
+    pub fn status(&self, feed: Feed) -> &StatusBook {
+        &self.feeds[feed.index()].status
+    }
+
+    /// Whether an instrument's book on a feed is marked possibly bad.
+    pub fn maybe_bad(&self, feed: Feed, instrument_id: u32) -> bool {
+        self.feeds[feed.index()].bad.get(instrument_id.wrapping_sub(1) as usize).copied().unwrap_or(false)
+    }
+
+    /// Reserved capacity exceeded, in all (symbols, books, orders).
+    pub fn growths(&self) -> u64 {
+        self.symbols.growths() + self.levels.growths() + self.orders.stats().growths
+    }
+}
+
+impl<R: RecordSink> Normalizer<R> {
+    /// The table index of a symbol, announcing it with a symbol-mapping record on first sight.
+    #[inline]
+    fn instrument(&mut self, symbol: Symbol, ts_event: i64, st: &Stamp) -> u32 {
+        let (id, new) = self.symbols.intern(symbol);
+        if new {
+            self.on_new_symbol(id, symbol, ts_event, st);
+        }
+        id
+    }
+
+    /// Sizes a feed's books when its first message arrives (so a TOPS-only run never reserves
+    /// DEEP+ order space).
+    #[cold]
+    fn on_new_feed(&mut self, feed: Feed) {
+        self.feeds[feed.index()].seen = true;
+        let books = self.config.symbols.max(self.symbols.len());
+        let levels = self.config.levels;
+        match feed {
+            Feed::Tops => {}
+            Feed::Deep => {
+                self.levels = LevelBooks::with_capacity(books, levels);
+                self.top10 = vec![[BidAskPair::default(); 10]; books];
+            }
+            Feed::DeepPlus => self.orders = OrderBooks::with_capacity(books, self.config.orders, levels),
+        }
+    }
+
+    #[cold]
+    fn on_new_symbol(&mut self, id: u32, symbol: Symbol, ts_event: i64, st: &Stamp) {
+        let n = id as usize + 1;
+        for f in &mut self.feeds {
+            // A symbol first seen while its feed has messages missing may have lost some of them.
+            f.bad.resize(n, f.missing > 0);
+            f.late_touched.resize(n, false);
+        }
+        self.quotes.resize(n, Bbo::default());
+        if self.feeds[Feed::Deep.index()].seen {
+            self.levels.ensure_books(n);
+        }
+        if self.feeds[Feed::DeepPlus.index()].seen {
+            self.orders.ensure_books(n);
+        }
+        let raw = cstr(symbol.as_bytes());
+        self.sink.record(&SymbolMappingMsg {
+            hd: RecordHeader::new::<SymbolMappingMsg>(rtype::SYMBOL_MAPPING, st.publisher, id + 1, ts(ts_event)),
+            stype_in: SType::RawSymbol as u8,
+            stype_in_symbol: raw,
+            stype_out: SType::RawSymbol as u8,
+            stype_out_symbol: raw,
+            start_ts: ts(ts_event),
+            end_ts: UNDEF_TIMESTAMP,
+        });
+    }
+
+    #[inline]
+    fn book_flags(&self, feed: Feed, id: u32, last: bool) -> FlagSet {
+        let mut f = if last { flags::LAST } else { 0 };
+        if self.feeds[feed.index()].bad[id as usize] {
+            f |= flags::MAYBE_BAD_BOOK;
+        }
+        FlagSet::new(f)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    fn mbo(
+        &mut self,
+        st: &Stamp,
+        id: u32,
+        ts_event: i64,
+        order_id: u64,
+        action: Action,
+        side: c_char,
+        price: i64,
+        size: u32,
+        flags: FlagSet,
+    ) {
+        self.sink.record(&MboMsg {
+            hd: RecordHeader::new::<MboMsg>(rtype::MBO, st.publisher, id + 1, ts(ts_event)),
+            order_id,
+            price,
+            size,
+            flags,
+            channel_id: st.channel,
+            action: action as u8 as c_char,
+            side,
+            ts_recv: st.ts_recv,
+            ts_in_delta: st.ts_in_delta,
+            sequence: st.sequence,
+        });
+    }
+
+    #[inline]
+    fn trade(&mut self, st: &Stamp, id: u32, ts_event: i64, side: c_char, price: i64, size: u32) {
+        self.sink.record(&TradeMsg {
+            hd: RecordHeader::new::<TradeMsg>(rtype::MBP_0, st.publisher, id + 1, ts(ts_event)),
+            price,
+            size,
+            action: Action::Trade as u8 as c_char,
+            side,
+            flags: FlagSet::new(flags::LAST),
+            depth: 0,
+            ts_recv: st.ts_recv,
+            ts_in_delta: st.ts_in_delta,
+            sequence: st.sequence,
+        });
+    }
+
+    /// A status record for instrument `id` (`None`: the whole feed).
+    #[allow(clippy::too_many_arguments)]
+    fn status_record(
+        &mut self,
+        feed: Feed,
+        st: &Stamp,
+        id: Option<u32>,
+        ts_event: i64,
+        action: StatusAction,
+        reason: StatusReason,
+        event: TradingEvent,
+    ) {
+        let (trading, quoting, ssr) = match id {
+            Some(id) => {
+                let s = self.feeds[feed.index()].status.get(id);
+                let known = s.trading.is_some() || s.operational_halt.is_some() || s.quote_unavailable;
+                (
+                    known.then(|| s.is_trading()),
+                    s.trading.is_some().then(|| s.is_quoting()),
+                    s.short_sale_test.map(|_| s.is_short_sell_restricted()),
+                )
+            }
+            None => (None, None, None),
+        };
+        self.sink.record(&StatusMsg {
+            hd: RecordHeader::new::<StatusMsg>(rtype::STATUS, st.publisher, id.map_or(0, |i| i + 1), ts(ts_event)),
+            ts_recv: st.ts_recv,
+            action: action as u16,
+            reason: reason as u16,
+            trading_event: event as u16,
+            is_trading: tri(trading),
+            is_quoting: tri(quoting),
+            is_short_sell_restricted: tri(ssr),
+            _reserved: [0; 7],
+        });
+    }
+
+    /// A system record: `instrument_id` 0 for the feed, or one instrument.
+    fn system(&mut self, publisher: u16, instrument_id: u32, ts_event: u64, text: core::fmt::Arguments<'_>) {
+        let mut buf = [0u8; 302];
+        let mut w = SliceWriter { buf: &mut buf, len: 0 };
+        let _ = core::fmt::write(&mut w, text);
+        let len = w.len;
+        self.sink.record(&SystemMsg {
+            hd: RecordHeader::new::<SystemMsg>(rtype::SYSTEM, publisher, instrument_id, ts_event),
+            msg: cstr(&buf[..len]),
+            code: dbn::SystemCode::Unset as u8,
+        });
+    }
+
+    fn mark_bad(&mut self, feed: Feed, id: u32) {
+        let f = &mut self.feeds[feed.index()];
+        if !f.bad[id as usize] {
+            f.bad[id as usize] = true;
+            self.stats.books_marked_bad += 1;
+        }
+    }
+
+    #[cold]
+    fn book_error(&mut self, feed: Feed, id: u32) {
+        self.stats.book_errors += 1;
+        self.mark_bad(feed, id);
+    }
+
+    // --- DEEP ---------------------------------------------------------------------------------
+
+    fn top10(&self, id: u32) -> [BidAskPair; 10] {
+        let mut out = [BidAskPair::default(); 10];
+        for (o, l) in out.iter_mut().zip(self.levels.levels(id, BookSide::Bid)) {
+            o.bid_px = px(l.price);
+            o.bid_sz = l.size;
+        }
+        for (o, l) in out.iter_mut().zip(self.levels.levels(id, BookSide::Ask)) {
+            o.ask_px = px(l.price);
+            o.ask_sz = l.size;
+        }
+        out
+    }
+
+    fn on_price_level(&mut self, st: &Stamp, m: &crate::iex::message::PriceLevelUpdate<'_>, late: bool) {
+        let feed = Feed::Deep;
+        let id = self.instrument(m.symbol(), m.timestamp(), st);
+        if late {
+            self.feeds[feed.index()].late_touched[id as usize] = true;
+        }
+        let Some(side) = book_side(m.side()) else {
+            self.stats.bad_fields += 1;
+            return self.book_error(feed, id);
+        };
+        let (price, size, complete) = (m.price(), m.size(), m.event_complete());
+        let applied = self.levels.apply(id, side, price, size, complete);
+        let action = match (size, applied.previous) {
+            (0, _) => Action::Cancel,
+            (_, 0) => Action::Add,
+            _ => Action::Modify,
+        };
+        let mut flags = self.book_flags(feed, id, complete);
+        flags.set_mbp();
+        self.mbo(st, id, m.timestamp(), 0, action, dbn_side(side), px(price), size, flags);
+        if !applied.closed {
+            return;
+        }
+        let bbo = self.levels.bbo(id);
+        if bbo.crossed() || matches!((bbo.bid, bbo.ask), (Some(b), Some(a)) if b.price == a.price) {
+            self.stats.crossed_books += 1;
+        }
+        let depth = u8::try_from(applied.depth).unwrap_or(u8::MAX);
+        let flags = self.book_flags(feed, id, true);
+        if self.config.mbp1 && applied.bbo_changed {
+            let mut level = BidAskPair::default();
+            if let Some(b) = bbo.bid {
+                (level.bid_px, level.bid_sz) = (px(b.price), b.size);
+            }
+            if let Some(a) = bbo.ask {
+                (level.ask_px, level.ask_sz) = (px(a.price), a.size);
+            }
+            self.sink.record(&Mbp1Msg {
+                hd: RecordHeader::new::<Mbp1Msg>(rtype::MBP_1, st.publisher, id + 1, ts(m.timestamp())),
+                price: px(price),
+                size,
+                action: action as u8 as c_char,
+                side: dbn_side(side),
+                flags,
+                depth,
+                ts_recv: st.ts_recv,
+                ts_in_delta: st.ts_in_delta,
+                sequence: st.sequence,
+                levels: [level],
+            });
+        }
+        if self.config.mbp10 {
+            let i = id as usize;
+            if self.top10.len() <= i {
+                // Past the reserved symbols: counted with the books' growth.
+                self.top10.resize(i + 1, [BidAskPair::default(); 10]);
+            }
+            let now = self.top10(id);
+            if now != self.top10[i] {
+                self.top10[i] = now;
+                self.sink.record(&Mbp10Msg {
+                    hd: RecordHeader::new::<Mbp10Msg>(rtype::MBP_10, st.publisher, id + 1, ts(m.timestamp())),
+                    price: px(price),
+                    size,
+                    action: action as u8 as c_char,
+                    side: dbn_side(side),
+                    flags,
+                    depth,
+                    ts_recv: st.ts_recv,
+                    ts_in_delta: st.ts_in_delta,
+                    sequence: st.sequence,
+                    levels: now,
+                });
+            }
+        }
+    }
+
+    // --- DEEP+ --------------------------------------------------------------------------------
+
+    fn on_add(&mut self, st: &Stamp, m: &crate::iex::message::AddOrder<'_>, late: bool) {
+        let feed = Feed::DeepPlus;
+        let id = self.instrument(m.symbol(), m.timestamp(), st);
+        if late {
+            self.feeds[feed.index()].late_touched[id as usize] = true;
+        }
+        let order_id = m.order_id() as u64;
+        let (price, size) = (m.price(), m.size());
+        let side = match book_side(m.side()) {
+            Some(side) => {
+                if self.orders.add(id, order_id, side, price, size, m.timestamp()).is_err() {
+                    self.book_error(feed, id);
+                }
+                dbn_side(side)
+            }
+            None => {
+                self.stats.bad_fields += 1;
+                self.book_error(feed, id);
+                NO_SIDE
+            }
+        };
+        let flags = self.book_flags(feed, id, true);
+        self.mbo(st, id, m.timestamp(), order_id, Action::Add, side, px(price), size, flags);
+    }
+
+    fn on_modify(&mut self, st: &Stamp, m: &crate::iex::message::OrderModify<'_>, late: bool) {
+        let feed = Feed::DeepPlus;
+        let id = self.instrument(m.symbol(), m.timestamp(), st);
+        if late {
+            self.feeds[feed.index()].late_touched[id as usize] = true;
+        }
+        let raw = m.flags_raw();
+        self.stats.modify_bit_0x01 += u64::from(raw & 0x01);
+        self.stats.modify_bit_0x80 += u64::from(raw >> 7);
+        let keep = raw & 0x01 != 0;
+        let order_id = m.order_id() as u64;
+        let (price, size, t) = (m.price(), m.size(), m.timestamp());
+        let before = self.orders.order(order_id);
+        if self.orders.modify(order_id, size, price, keep, t).is_err() {
+            self.book_error(feed, id);
+        }
+        let Some(before) = before else {
+            let flags = self.book_flags(feed, id, true);
+            return self.mbo(st, id, t, order_id, Action::Modify, NO_SIDE, px(price), size, flags);
+        };
+        let side = dbn_side(before.side);
+        if size == 0 {
+            let flags = self.book_flags(feed, id, true);
+            return self.mbo(st, id, t, order_id, Action::Cancel, side, px(before.price), before.size, flags);
+        }
+        if !keep && price == before.price && size <= before.size {
+            // DBN consumers keep priority on a size decrease at the same price; IEX said reset.
+            self.stats.priority_resets_as_cancel_add += 1;
+            let flags = self.book_flags(feed, id, false);
+            self.mbo(st, id, t, order_id, Action::Cancel, side, px(before.price), before.size, flags);
+            let flags = self.book_flags(feed, id, true);
+            return self.mbo(st, id, t, order_id, Action::Add, side, px(price), size, flags);
+        }
+        if keep && size > before.size {
+            self.stats.kept_priority_on_increase += 1;
+        }
+        let flags = self.book_flags(feed, id, true);
+        self.mbo(st, id, t, order_id, Action::Modify, side, px(price), size, flags);
+    }
+
+    fn on_delete(&mut self, st: &Stamp, m: &crate::iex::message::OrderDelete<'_>, late: bool) {
+        let feed = Feed::DeepPlus;
+        let id = self.instrument(m.symbol(), m.timestamp(), st);
+        if late {
+            self.feeds[feed.index()].late_touched[id as usize] = true;
+        }
+        let order_id = m.order_id() as u64;
+        let (side, price, size) = match self.orders.order(order_id) {
+            Some(o) => {
+                let _ = self.orders.delete(order_id);
+                (dbn_side(o.side), px(o.price), o.size)
+            }
+            None => {
+                self.book_error(feed, id);
+                (NO_SIDE, UNDEF_PRICE, 0)
+            }
+        };
+        let flags = self.book_flags(feed, id, true);
+        self.mbo(st, id, m.timestamp(), order_id, Action::Cancel, side, price, size, flags);
+    }
+
+    fn on_executed(&mut self, st: &Stamp, m: &crate::iex::message::OrderExecuted<'_>, late: bool) {
+        let feed = Feed::DeepPlus;
+        let id = self.instrument(m.symbol(), m.timestamp(), st);
+        if late {
+            self.feeds[feed.index()].late_touched[id as usize] = true;
+        }
+        let order_id = m.order_id() as u64;
+        let (price, size, t) = (px(m.price()), m.size(), m.timestamp());
+        let resting = self.orders.order(order_id);
+        if self.orders.execute(order_id, size).is_err() {
+            self.book_error(feed, id);
+        }
+        let flags = self.book_flags(feed, id, false);
+        match resting {
+            Some(o) => {
+                let side = dbn_side(o.side);
+                self.mbo(st, id, t, 0, Action::Trade, aggressor(o.side), price, size, flags);
+                self.mbo(st, id, t, order_id, Action::Fill, side, price, size, flags);
+                let last = self.book_flags(feed, id, true);
+                self.mbo(st, id, t, order_id, Action::Cancel, side, px(o.price), size.min(o.size), last);
+                self.trade(st, id, t, aggressor(o.side), price, size);
+            }
+            None => {
+                self.mbo(st, id, t, 0, Action::Trade, NO_SIDE, price, size, flags);
+                let last = self.book_flags(feed, id, true);
+                self.mbo(st, id, t, order_id, Action::Fill, NO_SIDE, price, size, last);
+                self.trade(st, id, t, NO_SIDE, price, size);
+            }
+        }
+    }
+
+    fn on_clear(&mut self, st: &Stamp, symbol: Symbol, t: i64) {
+        let feed = Feed::DeepPlus;
+        let id = self.instrument(symbol, t, st);
+        self.orders.clear(id);
+        // A cleared book is known to be empty: whatever a gap did to it is gone.
+        self.feeds[feed.index()].bad[id as usize] = false;
+        self.feeds[feed.index()].late_touched[id as usize] = false;
+        let flags = self.book_flags(feed, id, true);
+        self.mbo(st, id, t, 0, Action::Clear, NO_SIDE, UNDEF_PRICE, 0, flags);
+    }
+
+    // --- every feed ---------------------------------------------------------------------------
+
+    fn on_trade(&mut self, st: &Stamp, feed: Feed, m: &TradeReport<'_>) {
+        let id = self.instrument(m.symbol(), m.timestamp(), st);
+        if feed == Feed::DeepPlus {
+            // Hidden against hidden: a trade, but no resting order and no book change.
+            let flags = self.book_flags(feed, id, true);
+            self.mbo(st, id, m.timestamp(), 0, Action::Trade, NO_SIDE, px(m.price()), m.size(), flags);
+        }
+        self.trade(st, id, m.timestamp(), NO_SIDE, px(m.price()), m.size());
+    }
+
+    fn on_trade_break(&mut self, st: &Stamp, m: &TradeReport<'_>) {
+        let id = self.instrument(m.symbol(), m.timestamp(), st);
+        self.system(
+            st.publisher,
+            id + 1,
+            ts(m.timestamp()),
+            format_args!(
+                "trade break: trade_id={} price={} size={} symbol={}",
+                m.trade_id(),
+                px(m.price()),
+                m.size(),
+                m.symbol()
+            ),
+        );
+    }
+
+    fn on_quote(&mut self, st: &Stamp, m: &crate::iex::message::QuoteUpdate<'_>, msg: &Message<'_>) {
+        let feed = Feed::Tops;
+        let id = self.instrument(m.symbol(), m.timestamp(), st);
+        let bbo = Bbo::from_quote(m);
+        self.quotes[id as usize] = bbo;
+        if matches!((bbo.bid, bbo.ask), (Some(b), Some(a)) if b.price >= a.price) {
+            self.stats.crossed_books += 1;
+        }
+        let mut level = BidAskPair::default();
+        if let Some(b) = bbo.bid {
+            (level.bid_px, level.bid_sz) = (px(b.price), b.size);
+        }
+        if let Some(a) = bbo.ask {
+            (level.ask_px, level.ask_sz) = (px(a.price), a.size);
+        }
+        let mut flags = self.book_flags(feed, id, true);
+        flags.set_tob();
+        self.sink.record(&Mbp1Msg {
+            hd: RecordHeader::new::<Mbp1Msg>(rtype::MBP_1, st.publisher, id + 1, ts(m.timestamp())),
+            price: UNDEF_PRICE,
+            size: 0,
+            action: Action::Modify as u8 as c_char,
+            side: NO_SIDE,
+            flags,
+            depth: 0,
+            ts_recv: st.ts_recv,
+            ts_in_delta: st.ts_in_delta,
+            sequence: st.sequence,
+            levels: [level],
+        });
+        // The halted flag is TOPS 1.5's only status: a change is a status record.
+        let was = self.feeds[feed.index()].status.get(id).quote_unavailable;
+        self.feeds[feed.index()].status.apply(id, msg);
+        if was != (m.flags_raw() & 0x80 != 0) {
+            let action = if was { StatusAction::Trading } else { StatusAction::NotAvailableForTrading };
+            self.status_record(feed, st, Some(id), m.timestamp(), action, StatusReason::None, TradingEvent::None);
+        }
+    }
+
+    fn on_status(&mut self, st: &Stamp, feed: Feed, symbol: Symbol, t: i64, msg: &Message<'_>) {
+        let id = self.instrument(symbol, t, st);
+        self.feeds[feed.index()].status.apply(id, msg);
+        let s = self.feeds[feed.index()].status.get(id);
+        let (action, reason, event) = match msg {
+            Message::TradingStatus(m) => {
+                (trading_action(Some(m.status())), status_reason(m.reason()), TradingEvent::None)
+            }
+            Message::OperationalHaltStatus(m) => {
+                let action = match m.status() {
+                    OperationalHaltCode::Halted => StatusAction::Halt,
+                    _ => trading_action(s.trading),
+                };
+                (action, StatusReason::Operational, TradingEvent::None)
+            }
+            Message::ShortSalePriceTest(_) => (StatusAction::SsrChange, StatusReason::None, TradingEvent::None),
+            Message::SecurityEvent(m) => match m.event() {
+                SecurityEventCode::OpeningProcessComplete => {
+                    (StatusAction::Trading, StatusReason::None, TradingEvent::ChangeTradingSession)
+                }
+                SecurityEventCode::ClosingProcessComplete => {
+                    (StatusAction::Close, StatusReason::None, TradingEvent::ChangeTradingSession)
+                }
+                _ => (StatusAction::None, StatusReason::None, TradingEvent::None),
+            },
+            _ => return,
+        };
+        self.status_record(feed, st, Some(id), t, action, reason, event);
+    }
+
+    fn on_definition(&mut self, st: &Stamp, m: &crate::iex::message::SecurityDirectory<'_>) {
+        let t = m.timestamp();
+        let id = self.instrument(m.symbol(), t, st);
+        let mut def = InstrumentDefMsg {
+            hd: RecordHeader::new::<InstrumentDefMsg>(rtype::INSTRUMENT_DEF, st.publisher, id + 1, ts(t)),
+            ts_recv: st.ts_recv,
+            // A cent; IEX accepts sub-penny prices only below $1.
+            min_price_increment: 10_000_000,
+            display_factor: dbn::FIXED_PRICE_SCALE,
+            min_lot_size_round_lot: i32::try_from(m.round_lot_size()).unwrap_or(i32::MAX),
+            // The IEX flag byte (test / when-issued / ETP) and the LULD tier, so nothing is lost.
+            inst_attrib_value: i32::from(m.flags_raw()) | i32::from(m.luld_tier().raw()) << 8,
+            raw_instrument_id: u64::from(id + 1),
+            currency: cstr(b"USD"),
+            raw_symbol: cstr(m.symbol().as_bytes()),
+            exchange: cstr(b"IEXG"),
+            asset: cstr(m.symbol().as_bytes()),
+            instrument_class: dbn::InstrumentClass::Stock as u8 as c_char,
+            match_algorithm: ch(b'F'),
+            security_update_action: dbn::SecurityUpdateAction::Add as u8 as c_char,
+            ..InstrumentDefMsg::default()
+        };
+        def.security_type = cstr(if m.flags_raw() & 0x20 != 0 { b"ETF" } else { b"EQ" });
+        self.sink.record(&def);
+        let close = m.adjusted_poc_price();
+        if close != 0 {
+            self.stat(st, id, t, StatType::ClosePrice, px(close), UNDEF_TIMESTAMP);
+        }
+    }
+
+    fn stat(&mut self, st: &Stamp, id: u32, t: i64, stat_type: StatType, price: i64, ts_ref: u64) {
+        self.sink.record(&StatMsg {
+            hd: RecordHeader::new::<StatMsg>(rtype::STATISTICS, st.publisher, id + 1, ts(t)),
+            ts_recv: st.ts_recv,
+            ts_ref,
+            price,
+            quantity: dbn::UNDEF_STAT_QUANTITY,
+            sequence: st.sequence,
+            ts_in_delta: st.ts_in_delta,
+            stat_type: stat_type as u16,
+            channel_id: u16::from(st.channel),
+            update_action: dbn::StatUpdateAction::New as u8,
+            stat_flags: 0,
+            _reserved: Default::default(),
+        });
+    }
+
+    fn on_official_price(&mut self, st: &Stamp, m: &crate::iex::message::OfficialPrice<'_>) {
+        let t = m.timestamp();
+        let id = self.instrument(m.symbol(), t, st);
+        let stat_type = match m.price_type() {
+            OfficialPriceType::Open => StatType::OpeningPrice,
+            OfficialPriceType::Close => StatType::ClosePrice,
+            OfficialPriceType::Other(_) => {
+                self.stats.bad_fields += 1;
+                return;
+            }
+        };
+        self.stat(st, id, t, stat_type, px(m.price()), ts(t));
+    }
+
+    fn on_auction(&mut self, st: &Stamp, m: &crate::iex::message::AuctionInformation<'_>) {
+        let t = m.timestamp();
+        let id = self.instrument(m.symbol(), t, st);
+        let side = match m.imbalance_side() {
+            ImbalanceSide::Buy => DbnSide::Bid as u8,
+            ImbalanceSide::Sell => DbnSide::Ask as u8,
+            _ => DbnSide::None as u8,
+        };
+        let auction_type = m.auction_type().raw();
+        let sched = u64::from(m.scheduled_auction_time());
+        self.sink.record(&ImbalanceMsg {
+            hd: RecordHeader::new::<ImbalanceMsg>(rtype::IMBALANCE, st.publisher, id + 1, ts(t)),
+            ts_recv: st.ts_recv,
+            ref_price: px_or_undef(m.reference_price()),
+            auction_time: if sched == 0 { UNDEF_TIMESTAMP } else { sched * 1_000_000_000 },
+            cont_book_clr_price: UNDEF_PRICE,
+            auct_interest_clr_price: px_or_undef(m.auction_book_clearing_price()),
+            ssr_filling_price: UNDEF_PRICE,
+            ind_match_price: px_or_undef(m.indicative_clearing_price()),
+            upper_collar: px_or_undef(m.upper_auction_collar()),
+            lower_collar: px_or_undef(m.lower_auction_collar()),
+            paired_qty: m.paired_shares(),
+            total_imbalance_qty: m.imbalance_shares(),
+            market_imbalance_qty: UNDEF_ORDER_SIZE,
+            unpaired_qty: UNDEF_ORDER_SIZE,
+            auction_type: ch(auction_type),
+            side: ch(side),
+            auction_status: 0,
+            freeze_status: 0,
+            num_extensions: m.extension_number(),
+            unpaired_side: NO_SIDE,
+            significant_imbalance: ch(b'~'),
+            _reserved: [0],
+        });
+    }
+
+    // --- sequencing events ----------------------------------------------------------------------
+
+    fn system_ts(&self) -> u64 {
+        if self.last_ts == 0 { UNDEF_TIMESTAMP } else { self.last_ts }
+    }
+
+    /// Empties every book of a feed (reset, session change) and tells consumers with an MBO clear
+    /// per instrument that had one.
+    fn clear_feed(&mut self, feed: Feed, publisher: u16) {
+        let t = self.system_ts();
+        for i in 0..self.symbols.len() as u32 {
+            let had = match feed {
+                Feed::DeepPlus => self.orders.clear(i) > 0,
+                Feed::Deep => {
+                    let had = !self.levels.levels(i, BookSide::Bid).is_empty()
+                        || !self.levels.levels(i, BookSide::Ask).is_empty();
+                    self.levels.clear(i);
+                    if let Some(p) = self.top10.get_mut(i as usize) {
+                        *p = [BidAskPair::default(); 10];
+                    }
+                    had
+                }
+                Feed::Tops => core::mem::take(&mut self.quotes[i as usize]) != Bbo::default(),
+            };
+            let f = &mut self.feeds[feed.index()];
+            f.bad[i as usize] = false;
+            f.late_touched[i as usize] = false;
+            if had {
+                self.stats.books_cleared += 1;
+                if feed != Feed::Tops {
+                    self.sink.record(&MboMsg {
+                        hd: RecordHeader::new::<MboMsg>(rtype::MBO, publisher, i + 1, t),
+                        order_id: 0,
+                        price: UNDEF_PRICE,
+                        size: 0,
+                        flags: FlagSet::new(flags::LAST),
+                        channel_id: 0,
+                        action: Action::Clear as u8 as c_char,
+                        side: NO_SIDE,
+                        ts_recv: t,
+                        ts_in_delta: 0,
+                        sequence: 0,
+                    });
+                }
+            }
+        }
+        let f = &mut self.feeds[feed.index()];
+        f.status.clear();
+        f.missing = 0;
+    }
+}
+
+struct SliceWriter<'a> {
+    buf: &'a mut [u8],
+    len: usize,
+}
+
+impl core::fmt::Write for SliceWriter<'_> {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        let room = self.buf.len() - self.len;
+        let n = s.len().min(room);
+        self.buf[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
+        self.len += n;
+        Ok(())
+    }
+}
+
+fn feed_of_key(key: &StreamKey) -> Option<Feed> {
+    Feed::of(Protocol::from_id(key.protocol))
+}
+
+impl<R: RecordSink> MessageSink for Normalizer<R> {
+    #[inline]
+    fn on_message(&mut self, ctx: &MsgContext, msg: &Message<'_>) {
+        let Some(feed) = Feed::of(ctx.protocol) else { return };
+        let st = Stamp {
+            publisher: self.config.publishers.of(feed),
+            ts_recv: ts(ctx.recv_time),
+            ts_in_delta: i32::try_from(ctx.recv_time.saturating_sub(ctx.send_time)).unwrap_or(i32::MAX),
+            // DBN's sequence is 32 bits: the low half of IEX-TP's (a day is far below 2^32).
+            sequence: ctx.seq as u32,
+            channel: ctx.channel as u8,
+        };
+        if !self.feeds[feed.index()].seen {
+            self.on_new_feed(feed);
+        }
+        self.first_ts = self.first_ts.min(st.ts_recv);
+        self.last_ts = self.last_ts.max(st.ts_recv);
+        match msg {
+            Message::PriceLevelUpdate(m) => self.on_price_level(&st, m, ctx.late),
+            Message::AddOrder(m) => self.on_add(&st, m, ctx.late),
+            Message::OrderModify(m) => self.on_modify(&st, m, ctx.late),
+            Message::OrderDelete(m) => self.on_delete(&st, m, ctx.late),
+            Message::OrderExecuted(m) => self.on_executed(&st, m, ctx.late),
+            Message::ClearBook(m) => self.on_clear(&st, m.symbol(), m.timestamp()),
+            Message::QuoteUpdate(m) => self.on_quote(&st, m, msg),
+            Message::Trade(m) | Message::HiddenTrade(m) => self.on_trade(&st, feed, m),
+            Message::TradeBreak(m) => self.on_trade_break(&st, m),
+            Message::TradingStatus(m) => self.on_status(&st, feed, m.symbol(), m.timestamp(), msg),
+            Message::OperationalHaltStatus(m) => self.on_status(&st, feed, m.symbol(), m.timestamp(), msg),
+            Message::ShortSalePriceTest(m) => self.on_status(&st, feed, m.symbol(), m.timestamp(), msg),
+            Message::SecurityEvent(m) => self.on_status(&st, feed, m.symbol(), m.timestamp(), msg),
+            Message::RetailLiquidityIndicator(m) => {
+                // Kept in the status machine; DBN has no field for it.
+                let id = self.instrument(m.symbol(), m.timestamp(), &st);
+                self.feeds[feed.index()].status.apply(id, msg);
+                self.stats.unmapped += 1;
+            }
+            Message::SystemEvent(m) => {
+                self.feeds[feed.index()].status.apply(0, msg);
+                let (action, event) = phase_action(m.event());
+                self.status_record(feed, &st, None, m.timestamp(), action, StatusReason::None, event);
+            }
+            Message::SecurityDirectory(m) => self.on_definition(&st, m),
+            Message::OfficialPrice(m) => self.on_official_price(&st, m),
+            Message::AuctionInformation(m) => self.on_auction(&st, m),
+            Message::Unknown { .. } | Message::Empty => self.stats.unmapped += 1,
+        }
+    }
+
+    #[cold]
+    fn on_event(&mut self, event: &SeqEvent) {
+        match *event {
+            SeqEvent::Gap { key, first, last, .. } => {
+                let Some(feed) = feed_of_key(&key) else { return };
+                let publisher = self.config.publishers.of(feed);
+                self.feeds[feed.index()].missing += last - first + 1;
+                // Any symbol may have been in the missing messages.
+                for i in 0..self.symbols.len() as u32 {
+                    self.mark_bad(feed, i);
+                }
+                let t = self.system_ts();
+                self.system(
+                    publisher,
+                    0,
+                    t,
+                    format_args!("gap: channel {} seq {first}..={last} missing; books maybe bad", key.channel),
+                );
+            }
+            SeqEvent::LateFill { key, first, last } => {
+                let Some(feed) = feed_of_key(&key) else { return };
+                let publisher = self.config.publishers.of(feed);
+                let f = &mut self.feeds[feed.index()];
+                f.missing -= last - first + 1;
+                if f.missing > 0 {
+                    return;
+                }
+                f.missing = 0;
+                let mut recovered = 0;
+                for (bad, touched) in f.bad.iter_mut().zip(f.late_touched.iter_mut()) {
+                    if *bad && !*touched {
+                        *bad = false;
+                        recovered += 1;
+                    }
+                    *touched = false;
+                }
+                self.stats.books_recovered += recovered;
+                let t = self.system_ts();
+                self.system(
+                    publisher,
+                    0,
+                    t,
+                    format_args!(
+                        "recovered: channel {} gaps filled; {recovered} books good again, books touched by late messages stay maybe bad",
+                        key.channel
+                    ),
+                );
+            }
+            SeqEvent::Reset { key, expected_seq } => {
+                let Some(feed) = feed_of_key(&key) else { return };
+                let publisher = self.config.publishers.of(feed);
+                self.clear_feed(feed, publisher);
+                let t = self.system_ts();
+                self.system(
+                    publisher,
+                    0,
+                    t,
+                    format_args!(
+                        "reset: channel {} back to seq 1 (expected {expected_seq}); books cleared",
+                        key.channel
+                    ),
+                );
+            }
+            SeqEvent::SessionChange { key, previous_session } => {
+                let Some(feed) = feed_of_key(&key) else { return };
+                let publisher = self.config.publishers.of(feed);
+                self.clear_feed(feed, publisher);
+                let t = self.system_ts();
+                self.system(
+                    publisher,
+                    0,
+                    t,
+                    format_args!(
+                        "session change: channel {} session {previous_session} -> {}; books cleared",
+                        key.channel, key.session
+                    ),
+                );
+            }
+            SeqEvent::GapAbandoned { key, first, last } => {
+                let Some(feed) = feed_of_key(&key) else { return };
+                let publisher = self.config.publishers.of(feed);
+                let t = self.system_ts();
+                self.system(
+                    publisher,
+                    0,
+                    t,
+                    format_args!("gap abandoned: channel {} seq {first}..={last}; books stay maybe bad", key.channel),
+                );
+            }
+            _ => {}
+        }
+    }
+}
