@@ -219,8 +219,8 @@ pub struct NormalizeStats {
     /// Book operations the book refused (unknown order, duplicate id, overfill, bad side): the
     /// book is marked possibly bad.
     pub book_errors: u64,
-    /// Transactions that closed with a crossed or locked published BBO (DEEP), or TOPS quotes
-    /// crossed or locked.
+    /// Books crossed or locked where they must not be: a DEEP BBO published at a transaction
+    /// close, a DEEP+ book after any message, a TOPS quote.
     pub crossed_books: u64,
     /// Times books were marked possibly bad (one per book per event).
     pub books_marked_bad: u64,
@@ -763,6 +763,17 @@ impl<R: RecordSink> Normalizer<R> {
 
     // --- DEEP+ --------------------------------------------------------------------------------
 
+    /// Counts a DEEP+ book whose best bid reaches its best ask (every DEEP+ message is a whole
+    /// event, so the book must be uncrossed after each).
+    #[inline]
+    fn check_crossed(&mut self, id: u32) {
+        if let (Some(b), Some(a)) = self.orders.top(id)
+            && b.price >= a.price
+        {
+            self.stats.crossed_books += 1;
+        }
+    }
+
     fn on_add(&mut self, st: &Stamp, m: &crate::iex::message::AddOrder<'_>, late: bool) {
         let feed = Feed::DeepPlus;
         let id = self.instrument(m.symbol(), m.timestamp(), st);
@@ -784,6 +795,7 @@ impl<R: RecordSink> Normalizer<R> {
                 NO_SIDE
             }
         };
+        self.check_crossed(id);
         let flags = self.book_flags(feed, id, true);
         self.mbo(st, id, m.timestamp(), order_id, Action::Add, side, px(price), size, flags);
     }
@@ -804,6 +816,7 @@ impl<R: RecordSink> Normalizer<R> {
         if self.orders.modify(order_id, size, price, keep, t).is_err() {
             self.book_error(feed, id);
         }
+        self.check_crossed(id);
         let Some(before) = before else {
             let flags = self.book_flags(feed, id, true);
             return self.mbo(st, id, t, order_id, Action::Modify, NO_SIDE, px(price), size, flags);
@@ -861,6 +874,7 @@ impl<R: RecordSink> Normalizer<R> {
         if self.orders.execute(order_id, size).is_err() {
             self.book_error(feed, id);
         }
+        self.check_crossed(id);
         let flags = self.book_flags(feed, id, false);
         match resting {
             Some(o) => {
