@@ -5,6 +5,7 @@ capture/   small captures whole, and the first 8 KiB of the large ones (pcap and
 segment/   every distinct UDP payload of the small captures, plus the raw segment dumps
 message/   protocol byte + every distinct message body seen
 sequencer/ a few headers-only inputs
+normalize/ message-chunk streams per feed
 """
 import gzip, hashlib, os, struct, sys
 
@@ -73,4 +74,16 @@ for root, _, files in os.walk(data):
 
 for i in range(4):
     put("sequencer", bytes(((j * 37 + i) % 256) for j in range(12 * (i + 3))))
+
+# normalize/: one protocol byte, then 8-byte message chunks (kind, symbol, id, side, size, price,
+# flags): an add / modify / execute / delete cycle per feed, and a pseudo-random mix.
+cycle = [
+    [0, 0, 1, 0, 100, 0, 5, 0x10], [0, 0, 2, 0, 100, 0, 5, 0x10], [4, 0, 1, 0, 50, 0, 5, 0x10],
+    [2, 0, 1, 0, 50, 0, 5, 0x10], [3, 0, 2, 0, 0, 0, 0, 0x10], [6, 1, 0, 1, 100, 0, 7, 0x00],
+    [6, 1, 0, 1, 0, 0, 7, 0x01], [8, 2, 0, 0, 10, 0, 3, 0x40], [5, 0, 0, 0, 0, 0, 0, 0x80],
+    [9, 3, 0, 4, 100, 0, 2, 0x00],
+]
+for proto in range(3):
+    put("normalize", bytes([proto]) + bytes(b for m in cycle for b in m))
+    put("normalize", bytes([proto]) + bytes(((j * 131 + proto * 7) % 256) for j in range(8 * 40)))
 print({t: len(os.listdir(os.path.join(out, t))) for t in sorted(os.listdir(out))})

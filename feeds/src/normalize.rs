@@ -1324,63 +1324,38 @@ mod tests {
     const DPLS: u16 = 0x8005;
     const RECV_LAG: i64 = 1_500;
 
+    use crate::iex::builder::msg;
+
     fn head(t: u8, b1: u8, ts: i64, sym: &str) -> Vec<u8> {
-        let mut m = vec![t, b1];
-        m.extend_from_slice(&ts.to_le_bytes());
-        m.extend_from_slice(&Symbol::from_text(sym).unwrap().0);
-        m
+        msg::symbol_event(t, b1, ts, sym)
     }
 
     fn plu(sell: bool, complete: bool, sym: &str, size: u32, price: i64) -> Vec<u8> {
-        let mut m = head(if sell { b'5' } else { b'8' }, u8::from(complete), 10, sym);
-        m.extend_from_slice(&size.to_le_bytes());
-        m.extend_from_slice(&price.to_le_bytes());
-        m
-    }
-
-    fn order(t: u8, b1: u8, ts: i64, sym: &str, id: u64, size: u32, price: i64) -> Vec<u8> {
-        let mut m = head(t, b1, ts, sym);
-        m.extend_from_slice(&id.to_le_bytes());
-        m.extend_from_slice(&size.to_le_bytes());
-        m.extend_from_slice(&price.to_le_bytes());
-        m
+        msg::price_level(10, sym, sell, complete, size, price)
     }
 
     fn add(ts: i64, sym: &str, id: u64, sell: bool, size: u32, price: i64) -> Vec<u8> {
-        order(b'a', if sell { b'5' } else { b'8' }, ts, sym, id, size, price)
+        msg::add_order(ts, sym, id, sell, size, price)
     }
 
     fn modify(ts: i64, sym: &str, id: u64, keep: bool, size: u32, price: i64) -> Vec<u8> {
-        order(b'M', u8::from(keep), ts, sym, id, size, price)
+        msg::order_modify(ts, sym, id, u8::from(keep), size, price)
     }
 
     fn delete(ts: i64, sym: &str, id: u64) -> Vec<u8> {
-        let mut m = head(b'R', 0x20, ts, sym);
-        m.extend_from_slice(&id.to_le_bytes());
-        m
+        msg::order_delete(ts, sym, id)
     }
 
     fn executed(ts: i64, sym: &str, id: u64, size: u32, price: i64) -> Vec<u8> {
-        let mut m = order(b'L', 0, ts, sym, id, size, price);
-        m.extend_from_slice(&77i64.to_le_bytes());
-        m
+        msg::order_executed(ts, sym, id, size, price, 77)
     }
 
     fn trade(t: u8, sym: &str, size: u32, price: i64) -> Vec<u8> {
-        let mut m = head(t, 0, 20, sym);
-        m.extend_from_slice(&size.to_le_bytes());
-        m.extend_from_slice(&price.to_le_bytes());
-        m.extend_from_slice(&99i64.to_le_bytes());
-        m
+        msg::trade(t, 20, sym, size, price, 99)
     }
 
     fn quote(sym: &str, bid: (u32, i64), ask: (i64, u32), flags: u8) -> Vec<u8> {
-        let mut m = head(b'Q', flags, 30, sym);
-        m.extend_from_slice(&bid.0.to_le_bytes());
-        m.extend_from_slice(&bid.1.to_le_bytes());
-        m.extend_from_slice(&ask.0.to_le_bytes());
-        m.extend_from_slice(&ask.1.to_le_bytes());
-        m
+        msg::quote(30, sym, flags, bid, ask)
     }
 
     /// One segment per message list, sent at `1_000 * n`, received `RECV_LAG` later.

@@ -86,6 +86,93 @@ impl SegmentBuilder {
     }
 }
 
+/// Message bodies (without the block length), for tests, benches and fuzz seeds. Prices are IEX
+/// units (1e-4 dollars); `sell` picks side `5`, otherwise `8`.
+#[cfg(feature = "std")]
+pub mod msg {
+    use std::vec::Vec;
+
+    fn head(t: u8, b1: u8, ts: i64, symbol: &str) -> Vec<u8> {
+        let mut m = Vec::with_capacity(46);
+        m.extend_from_slice(&[t, b1]);
+        m.extend_from_slice(&ts.to_le_bytes());
+        let mut sym = [b' '; 8];
+        let n = symbol.len().min(8);
+        sym[..n].copy_from_slice(&symbol.as_bytes()[..n]);
+        m.extend_from_slice(&sym);
+        m
+    }
+
+    fn side(sell: bool) -> u8 {
+        if sell { b'5' } else { b'8' }
+    }
+
+    /// A message with only the common head (type, byte 1, timestamp, symbol): `C` Clear Book,
+    /// `O`/`H`/`I`/`E` with their code in byte 1 (add the tail they need).
+    pub fn symbol_event(t: u8, b1: u8, ts: i64, symbol: &str) -> Vec<u8> {
+        head(t, b1, ts, symbol)
+    }
+
+    /// `8`/`5` Price Level Update (DEEP); `complete` is event flag 1.
+    pub fn price_level(ts: i64, symbol: &str, sell: bool, complete: bool, size: u32, price: i64) -> Vec<u8> {
+        let mut m = head(side(sell), u8::from(complete), ts, symbol);
+        m.extend_from_slice(&size.to_le_bytes());
+        m.extend_from_slice(&price.to_le_bytes());
+        m
+    }
+
+    fn order(t: u8, b1: u8, ts: i64, symbol: &str, id: u64, size: u32, price: i64) -> Vec<u8> {
+        let mut m = head(t, b1, ts, symbol);
+        m.extend_from_slice(&id.to_le_bytes());
+        m.extend_from_slice(&size.to_le_bytes());
+        m.extend_from_slice(&price.to_le_bytes());
+        m
+    }
+
+    /// `a` Add Order (DEEP+).
+    pub fn add_order(ts: i64, symbol: &str, id: u64, sell: bool, size: u32, price: i64) -> Vec<u8> {
+        order(b'a', side(sell), ts, symbol, id, size, price)
+    }
+
+    /// `M` Order Modify (DEEP+) with the raw flag byte (0x01: keep priority as weir decodes it).
+    pub fn order_modify(ts: i64, symbol: &str, id: u64, flags: u8, size: u32, price: i64) -> Vec<u8> {
+        order(b'M', flags, ts, symbol, id, size, price)
+    }
+
+    /// `R` Order Delete (DEEP+).
+    pub fn order_delete(ts: i64, symbol: &str, id: u64) -> Vec<u8> {
+        let mut m = head(b'R', 0x20, ts, symbol);
+        m.extend_from_slice(&id.to_le_bytes());
+        m
+    }
+
+    /// `L` Order Executed (DEEP+).
+    pub fn order_executed(ts: i64, symbol: &str, id: u64, size: u32, price: i64, trade_id: i64) -> Vec<u8> {
+        let mut m = order(b'L', 0, ts, symbol, id, size, price);
+        m.extend_from_slice(&trade_id.to_le_bytes());
+        m
+    }
+
+    /// `T` Trade Report or `B` Trade Break (38 bytes, TOPS 1.6 / DEEP / DEEP+).
+    pub fn trade(t: u8, ts: i64, symbol: &str, size: u32, price: i64, trade_id: i64) -> Vec<u8> {
+        let mut m = head(t, 0, ts, symbol);
+        m.extend_from_slice(&size.to_le_bytes());
+        m.extend_from_slice(&price.to_le_bytes());
+        m.extend_from_slice(&trade_id.to_le_bytes());
+        m
+    }
+
+    /// `Q` Quote Update (TOPS): `(bid size, bid price)`, `(ask price, ask size)`.
+    pub fn quote(ts: i64, symbol: &str, flags: u8, bid: (u32, i64), ask: (i64, u32)) -> Vec<u8> {
+        let mut m = head(b'Q', flags, ts, symbol);
+        m.extend_from_slice(&bid.0.to_le_bytes());
+        m.extend_from_slice(&bid.1.to_le_bytes());
+        m.extend_from_slice(&ask.0.to_le_bytes());
+        m.extend_from_slice(&ask.1.to_le_bytes());
+        m
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
