@@ -647,6 +647,12 @@ impl<R: RecordSink> Normalizer<R> {
         });
     }
 
+    /// A feed-wide system record (instrument 0), stamped with the last receive time.
+    fn notice(&mut self, publisher: u16, text: core::fmt::Arguments<'_>) {
+        let t = self.system_ts();
+        self.system(publisher, 0, t, text);
+    }
+
     fn mark_bad(&mut self, feed: Feed, id: u32) {
         let f = &mut self.feeds[feed.index()];
         if !f.bad[id as usize] {
@@ -1221,26 +1227,30 @@ impl<R: RecordSink> MessageSink for Normalizer<R> {
 
     #[cold]
     fn on_event(&mut self, event: &SeqEvent) {
+        let key = match *event {
+            SeqEvent::Gap { key, .. }
+            | SeqEvent::LateFill { key, .. }
+            | SeqEvent::Reset { key, .. }
+            | SeqEvent::SessionChange { key, .. }
+            | SeqEvent::GapAbandoned { key, .. } => key,
+            _ => return,
+        };
+        let Some(feed) = feed_of_key(&key) else { return };
+        let publisher = self.config.publishers.of(feed);
+        let channel = key.channel;
         match *event {
-            SeqEvent::Gap { key, first, last, .. } => {
-                let Some(feed) = feed_of_key(&key) else { return };
-                let publisher = self.config.publishers.of(feed);
+            SeqEvent::Gap { first, last, .. } => {
                 self.feeds[feed.index()].missing += last - first + 1;
                 // Any symbol may have been in the missing messages.
                 for i in 0..self.symbols.len() as u32 {
                     self.mark_bad(feed, i);
                 }
-                let t = self.system_ts();
-                self.system(
+                self.notice(
                     publisher,
-                    0,
-                    t,
-                    format_args!("gap: channel {} seq {first}..={last} missing; books maybe bad", key.channel),
+                    format_args!("gap: channel {channel} seq {first}..={last} missing; books maybe bad"),
                 );
             }
-            SeqEvent::LateFill { key, first, last } => {
-                let Some(feed) = feed_of_key(&key) else { return };
-                let publisher = self.config.publishers.of(feed);
+            SeqEvent::LateFill { first, last, .. } => {
                 let f = &mut self.feeds[feed.index()];
                 f.missing -= last - first + 1;
                 if f.missing > 0 {
@@ -1256,56 +1266,34 @@ impl<R: RecordSink> MessageSink for Normalizer<R> {
                     *touched = false;
                 }
                 self.stats.books_recovered += recovered;
-                let t = self.system_ts();
-                self.system(
+                self.notice(
                     publisher,
-                    0,
-                    t,
                     format_args!(
-                        "recovered: channel {} gaps filled; {recovered} books good again, books touched by late messages stay maybe bad",
-                        key.channel
+                        "recovered: channel {channel} gaps filled; {recovered} books good again, books touched by late messages stay maybe bad"
                     ),
                 );
             }
-            SeqEvent::Reset { key, expected_seq } => {
-                let Some(feed) = feed_of_key(&key) else { return };
-                let publisher = self.config.publishers.of(feed);
+            SeqEvent::Reset { expected_seq, .. } => {
                 self.clear_feed(feed, publisher);
-                let t = self.system_ts();
-                self.system(
+                self.notice(
                     publisher,
-                    0,
-                    t,
-                    format_args!(
-                        "reset: channel {} back to seq 1 (expected {expected_seq}); books cleared",
-                        key.channel
-                    ),
+                    format_args!("reset: channel {channel} back to seq 1 (expected {expected_seq}); books cleared"),
                 );
             }
-            SeqEvent::SessionChange { key, previous_session } => {
-                let Some(feed) = feed_of_key(&key) else { return };
-                let publisher = self.config.publishers.of(feed);
+            SeqEvent::SessionChange { previous_session, .. } => {
                 self.clear_feed(feed, publisher);
-                let t = self.system_ts();
-                self.system(
+                self.notice(
                     publisher,
-                    0,
-                    t,
                     format_args!(
-                        "session change: channel {} session {previous_session} -> {}; books cleared",
-                        key.channel, key.session
+                        "session change: channel {channel} session {previous_session} -> {}; books cleared",
+                        key.session
                     ),
                 );
             }
-            SeqEvent::GapAbandoned { key, first, last } => {
-                let Some(feed) = feed_of_key(&key) else { return };
-                let publisher = self.config.publishers.of(feed);
-                let t = self.system_ts();
-                self.system(
+            SeqEvent::GapAbandoned { first, last, .. } => {
+                self.notice(
                     publisher,
-                    0,
-                    t,
-                    format_args!("gap abandoned: channel {} seq {first}..={last}; books stay maybe bad", key.channel),
+                    format_args!("gap abandoned: channel {channel} seq {first}..={last}; books stay maybe bad"),
                 );
             }
             _ => {}

@@ -73,7 +73,7 @@ fuzz_target!(|data: &[u8]| {
     let mut d = RecordDecoder::new(&bytes[..]);
     let mut total = 0;
     while let Some(r) = d.decode_ref().expect("weir wrote a record dbn cannot decode") {
-        total += r.record_size();
+        total += r.as_ref().len();
     }
     assert_eq!(total, bytes.len());
 
