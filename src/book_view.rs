@@ -107,7 +107,7 @@ fn status_view(s: &SymbolStatus, phase: Option<u8>) -> StatusView {
         quoting: s.is_quoting(),
         short_sale_restricted: s.is_short_sell_restricted(),
         trading_status: s.trading.map(|c| code(c.raw())),
-        reason: String::from_utf8_lossy(&s.reason).trim_end().to_owned(),
+        reason: String::from_utf8_lossy(&s.reason).trim_end_matches([' ', '\0']).to_owned(),
         operational_halt: s.operational_halt.map(|c| code(c.raw())),
         short_sale_detail: s.short_sale_test.map(|(_, d)| code(d.raw())),
         retail_liquidity: s.retail_liquidity.map(|c| code(c.raw())),

@@ -34,7 +34,7 @@ use dbn::{
     TradingEvent, UNDEF_ORDER_SIZE, UNDEF_PRICE, UNDEF_TIMESTAMP, flags, rtype,
 };
 
-use crate::book::{Bbo, BookSide, LevelBooks, OrderBooks, StatusBook};
+use crate::book::{Bbo, BookSide, LevelBooks, OrderBooks, StatusBook, StatusChange};
 use crate::iex::codes::{
     ImbalanceSide, OfficialPriceType, OperationalHaltCode, SecurityEventCode, Side, SystemEventCode, TradingStatusCode,
 };
@@ -611,7 +611,7 @@ impl<R: RecordSink> Normalizer<R> {
     ) {
         let (trading, quoting, ssr) = match id {
             Some(id) => {
-                let s = self.feeds[feed.index()].status.get(id);
+                let s = self.feeds[feed.index()].status.get_ref(id);
                 let known = s.trading.is_some() || s.operational_halt.is_some() || s.quote_unavailable;
                 (
                     known.then(|| s.is_trading()),
@@ -970,10 +970,9 @@ impl<R: RecordSink> Normalizer<R> {
             levels: [level],
         });
         // The halted flag is TOPS 1.5's only status: a change is a status record.
-        let was = self.feeds[feed.index()].status.get(id).quote_unavailable;
-        self.feeds[feed.index()].status.apply(id, msg);
-        if was != (m.flags_raw() & 0x80 != 0) {
-            let action = if was { StatusAction::Trading } else { StatusAction::NotAvailableForTrading };
+        if self.feeds[feed.index()].status.apply(id, msg) == StatusChange::Symbol {
+            let action =
+                if m.flags_raw() & 0x80 == 0 { StatusAction::Trading } else { StatusAction::NotAvailableForTrading };
             self.status_record(feed, st, Some(id), m.timestamp(), action, StatusReason::None, TradingEvent::None);
         }
     }
@@ -981,7 +980,6 @@ impl<R: RecordSink> Normalizer<R> {
     fn on_status(&mut self, st: &Stamp, feed: Feed, symbol: Symbol, t: i64, msg: &Message<'_>) {
         let id = self.instrument(symbol, t, st);
         self.feeds[feed.index()].status.apply(id, msg);
-        let s = self.feeds[feed.index()].status.get(id);
         let (action, reason, event) = match msg {
             Message::TradingStatus(m) => {
                 (trading_action(Some(m.status())), status_reason(m.reason()), TradingEvent::None)
@@ -989,7 +987,7 @@ impl<R: RecordSink> Normalizer<R> {
             Message::OperationalHaltStatus(m) => {
                 let action = match m.status() {
                     OperationalHaltCode::Halted => StatusAction::Halt,
-                    _ => trading_action(s.trading),
+                    _ => trading_action(self.feeds[feed.index()].status.get_ref(id).trading),
                 };
                 (action, StatusReason::Operational, TradingEvent::None)
             }

@@ -86,10 +86,27 @@ impl StatusBook {
 
     /// A symbol's state.
     pub fn get(&self, id: u32) -> SymbolStatus {
-        self.symbols.get(id as usize).copied().unwrap_or_default()
+        *self.get_ref(id)
+    }
+
+    /// A symbol's state, by reference (the default state for an id never seen).
+    #[inline]
+    pub fn get_ref(&self, id: u32) -> &SymbolStatus {
+        const UNKNOWN: SymbolStatus = SymbolStatus {
+            trading: None,
+            reason: [0; 4],
+            operational_halt: None,
+            short_sale_test: None,
+            retail_liquidity: None,
+            security_event: None,
+            quote_unavailable: false,
+            updated: 0,
+        };
+        self.symbols.get(id as usize).unwrap_or(&UNKNOWN)
     }
 
     /// Applies a message about symbol `id` (ignored for messages that carry no status).
+    #[inline]
     pub fn apply(&mut self, id: u32, msg: &Message<'_>) -> StatusChange {
         if let Message::SystemEvent(m) = msg {
             let phase = m.event();
@@ -99,45 +116,41 @@ impl StatusBook {
         }
         let i = id as usize;
         if i >= self.symbols.len() {
-            self.symbols.resize(i + 1, SymbolStatus::default());
+            self.grow(i + 1);
         }
         let s = &mut self.symbols[i];
-        let before = *s;
-        let ts = match msg {
+        // Each message sets one field: compare that field only (the spin sends every symbol's
+        // state, most of it unchanged).
+        fn set<T: PartialEq>(field: &mut T, value: T) -> bool {
+            let changed = *field != value;
+            *field = value;
+            changed
+        }
+        let (changed, ts) = match msg {
             Message::TradingStatus(m) => {
-                s.trading = Some(m.status());
-                s.reason = *m.reason_raw();
-                m.timestamp()
+                let c = set(&mut s.trading, Some(m.status()));
+                (set(&mut s.reason, *m.reason_raw()) | c, m.timestamp())
             }
-            Message::OperationalHaltStatus(m) => {
-                s.operational_halt = Some(m.status());
-                m.timestamp()
-            }
+            Message::OperationalHaltStatus(m) => (set(&mut s.operational_halt, Some(m.status())), m.timestamp()),
             Message::ShortSalePriceTest(m) => {
-                s.short_sale_test = Some((m.status() != 0, m.detail()));
-                m.timestamp()
+                (set(&mut s.short_sale_test, Some((m.status() != 0, m.detail()))), m.timestamp())
             }
-            Message::RetailLiquidityIndicator(m) => {
-                s.retail_liquidity = Some(m.indicator());
-                m.timestamp()
-            }
-            Message::SecurityEvent(m) => {
-                s.security_event = Some(m.event());
-                m.timestamp()
-            }
-            Message::QuoteUpdate(m) => {
-                s.quote_unavailable = m.flags_raw() & 0x80 != 0;
-                m.timestamp()
-            }
+            Message::RetailLiquidityIndicator(m) => (set(&mut s.retail_liquidity, Some(m.indicator())), m.timestamp()),
+            Message::SecurityEvent(m) => (set(&mut s.security_event, Some(m.event())), m.timestamp()),
+            Message::QuoteUpdate(m) => (set(&mut s.quote_unavailable, m.flags_raw() & 0x80 != 0), m.timestamp()),
             _ => return StatusChange::None,
         };
-        let changed = SymbolStatus { updated: before.updated, ..*s } != before;
         if changed {
             s.updated = ts;
             StatusChange::Symbol
         } else {
             StatusChange::None
         }
+    }
+
+    #[cold]
+    fn grow(&mut self, len: usize) {
+        self.symbols.resize(len, SymbolStatus::default());
     }
 
     /// Forgets everything (a new session).
