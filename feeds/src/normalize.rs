@@ -178,7 +178,8 @@ impl Publishers {
 pub struct NormalizerConfig {
     /// Publisher ids.
     pub publishers: Publishers,
-    /// Symbols reserved (IEX's pre-market spin lists about 12,000).
+    /// Symbols reserved. IEX lists about 11,300 (its 2023 pre-market spin); 14,336 is what a
+    /// 16,384-bucket hash table holds at its 7/8 load limit, so the symbol index stays 256 KiB.
     pub symbols: usize,
     /// DEEP+ resting orders reserved.
     pub orders: usize,
@@ -186,7 +187,8 @@ pub struct NormalizerConfig {
     pub levels: usize,
     /// Derive MBP-1 records from DEEP when a transaction closes with a new BBO.
     pub mbp1: bool,
-    /// Derive MBP-10 records from DEEP when a transaction closes with a new top ten.
+    /// Derive MBP-10 records from DEEP when a transaction closes having changed a level in the
+    /// top ten.
     pub mbp10: bool,
 }
 
@@ -194,7 +196,7 @@ impl Default for NormalizerConfig {
     fn default() -> Self {
         NormalizerConfig {
             publishers: Publishers::default(),
-            symbols: 16_384,
+            symbols: 14_336,
             orders: 1 << 20,
             levels: 16,
             mbp1: true,
@@ -282,8 +284,6 @@ pub struct Normalizer<R> {
     levels: LevelBooks,
     orders: OrderBooks,
     quotes: Vec<Bbo>,
-    /// The last MBP-10 published per DEEP book.
-    top10: Vec<[BidAskPair; 10]>,
     stats: NormalizeStats,
     first_ts: u64,
     last_ts: u64,
@@ -405,7 +405,6 @@ impl<R> Normalizer<R> {
             levels: LevelBooks::with_capacity(0, config.levels),
             orders: OrderBooks::with_capacity(0, config.orders, config.levels),
             quotes: Vec::with_capacity(n),
-            top10: Vec::new(),
             stats: NormalizeStats::default(),
             first_ts: u64::MAX,
             last_ts: 0,
@@ -510,7 +509,6 @@ impl<R: RecordSink> Normalizer<R> {
             Feed::Tops => {}
             Feed::Deep => {
                 self.levels = LevelBooks::with_capacity(books, levels);
-                self.top10 = vec![[BidAskPair::default(); 10]; books];
             }
             Feed::DeepPlus => self.orders = OrderBooks::with_capacity(books, self.config.orders, levels),
         }
@@ -741,29 +739,20 @@ impl<R: RecordSink> Normalizer<R> {
                 levels: [level],
             });
         }
-        if self.config.mbp10 {
-            let i = id as usize;
-            if self.top10.len() <= i {
-                // Past the reserved symbols: counted with the books' growth.
-                self.top10.resize(i + 1, [BidAskPair::default(); 10]);
-            }
-            let now = self.top10(id);
-            if now != self.top10[i] {
-                self.top10[i] = now;
-                self.sink.record(&Mbp10Msg {
-                    hd: RecordHeader::new::<Mbp10Msg>(rtype::MBP_10, st.publisher, id + 1, ts(m.timestamp())),
-                    price: px(price),
-                    size,
-                    action: action as u8 as c_char,
-                    side: dbn_side(side),
-                    flags,
-                    depth,
-                    ts_recv: st.ts_recv,
-                    ts_in_delta: st.ts_in_delta,
-                    sequence: st.sequence,
-                    levels: now,
-                });
-            }
+        if self.config.mbp10 && applied.shallowest < 10 {
+            self.sink.record(&Mbp10Msg {
+                hd: RecordHeader::new::<Mbp10Msg>(rtype::MBP_10, st.publisher, id + 1, ts(m.timestamp())),
+                price: px(price),
+                size,
+                action: action as u8 as c_char,
+                side: dbn_side(side),
+                flags,
+                depth,
+                ts_recv: st.ts_recv,
+                ts_in_delta: st.ts_in_delta,
+                sequence: st.sequence,
+                levels: self.top10(id),
+            });
         }
     }
 
@@ -1120,9 +1109,6 @@ impl<R: RecordSink> Normalizer<R> {
                     let had = !self.levels.levels(i, BookSide::Bid).is_empty()
                         || !self.levels.levels(i, BookSide::Ask).is_empty();
                     self.levels.clear(i);
-                    if let Some(p) = self.top10.get_mut(i as usize) {
-                        *p = [BidAskPair::default(); 10];
-                    }
                     had
                 }
                 Feed::Tops => core::mem::take(&mut self.quotes[i as usize]) != Bbo::default(),

@@ -51,6 +51,9 @@ pub struct Applied {
     pub previous: u32,
     /// Where the level is (or was) on its side, 0 = best.
     pub depth: u16,
+    /// On close: the best (lowest) depth any update of the transaction changed, on either side
+    /// (`u16::MAX`: none changed anything). Below 10, the top ten levels changed.
+    pub shallowest: u16,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -59,6 +62,8 @@ struct LevelBook {
     asks: Vec<PriceSize>,
     in_transition: bool,
     published: Bbo,
+    /// Best depth changed since the last close.
+    shallowest: u16,
 }
 
 /// Price-level books for every instrument of one feed.
@@ -86,6 +91,7 @@ impl LevelBooks {
             self.books.resize_with(count, || LevelBook {
                 bids: Vec::with_capacity(levels),
                 asks: Vec::with_capacity(levels),
+                shallowest: u16::MAX,
                 ..LevelBook::default()
             });
         }
@@ -121,19 +127,23 @@ impl LevelBooks {
                 (0, at)
             }
         };
+        let depth = u16::try_from(at).unwrap_or(u16::MAX);
+        if previous != size {
+            b.shallowest = b.shallowest.min(depth);
+        }
         if levels.capacity() != cap {
             self.growths += 1;
         }
-        let depth = u16::try_from(at).unwrap_or(u16::MAX);
         if !complete {
             b.in_transition = true;
-            return Applied { closed: false, bbo_changed: false, previous, depth };
+            return Applied { closed: false, bbo_changed: false, previous, depth, shallowest: u16::MAX };
         }
         b.in_transition = false;
         let now = Bbo { bid: b.bids.first().copied(), ask: b.asks.first().copied() };
         let bbo_changed = now != b.published;
         b.published = now;
-        Applied { closed: true, bbo_changed, previous, depth }
+        let shallowest = core::mem::replace(&mut b.shallowest, u16::MAX);
+        Applied { closed: true, bbo_changed, previous, depth, shallowest }
     }
 
     /// Number of books.
@@ -167,6 +177,7 @@ impl LevelBooks {
             b.asks.clear();
             b.in_transition = false;
             b.published = Bbo::default();
+            b.shallowest = u16::MAX;
         }
     }
 }
@@ -191,11 +202,11 @@ mod tests {
         }
         assert_eq!(b.bbo(0), Bbo { bid: ps(250_000, 100), ask: ps(251_000, 100) });
         let a = b.apply(0, BookSide::Ask, 251_000, 0, false);
-        assert_eq!(a, Applied { closed: false, bbo_changed: false, previous: 100, depth: 0 });
+        assert_eq!(a, Applied { closed: false, bbo_changed: false, previous: 100, depth: 0, shallowest: u16::MAX });
         assert!(b.in_transition(0));
         assert_eq!(b.bbo(0), Bbo { bid: ps(250_000, 100), ask: ps(251_000, 100) });
         let a = b.apply(0, BookSide::Ask, 252_000, 0, true);
-        assert_eq!(a, Applied { closed: true, bbo_changed: true, previous: 100, depth: 0 });
+        assert_eq!(a, Applied { closed: true, bbo_changed: true, previous: 100, depth: 0, shallowest: 0 });
         assert_eq!(b.bbo(0), Bbo { bid: ps(250_000, 100), ask: ps(253_000, 100) });
         assert!(!b.in_transition(0));
     }
