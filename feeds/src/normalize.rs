@@ -518,7 +518,8 @@ impl<R: RecordSink> Normalizer<R> {
     fn on_new_symbol(&mut self, id: u32, symbol: Symbol, ts_event: i64, st: &Stamp) {
         let n = id as usize + 1;
         for f in &mut self.feeds {
-            // A symbol first seen while its feed has messages missing may have lost some of them.
+            // A symbol first seen while its feed has messages missing (a gap, or a join after the
+            // session's start, which the sequencer reports as a gap from 1) may have lost some.
             f.bad.resize(n, f.missing > 0);
             f.late_touched.resize(n, false);
         }
@@ -928,9 +929,16 @@ impl<R: RecordSink> Normalizer<R> {
         );
     }
 
-    fn on_quote(&mut self, st: &Stamp, m: &crate::iex::message::QuoteUpdate<'_>, msg: &Message<'_>) {
+    fn on_quote(&mut self, st: &Stamp, m: &crate::iex::message::QuoteUpdate<'_>, msg: &Message<'_>, late: bool) {
         let feed = Feed::Tops;
         let id = self.instrument(m.symbol(), m.timestamp(), st);
+        if late {
+            // Older than a quote already applied: the BBO now shown may be stale.
+            self.touched_late(feed, id);
+        } else {
+            // A quote is the whole BBO: after a gap, the symbol's next quote makes it right.
+            self.feeds[feed.index()].bad[id as usize] = false;
+        }
         let bbo = Bbo::from_quote(m);
         self.quotes[id as usize] = bbo;
         if matches!((bbo.bid, bbo.ask), (Some(b), Some(a)) if b.price >= a.price) {
@@ -1184,7 +1192,7 @@ impl<R: RecordSink> MessageSink for Normalizer<R> {
             Message::OrderDelete(m) => self.on_delete(&st, m, ctx.late),
             Message::OrderExecuted(m) => self.on_executed(&st, m, ctx.late),
             Message::ClearBook(m) => self.on_clear(&st, m.symbol(), m.timestamp()),
-            Message::QuoteUpdate(m) => self.on_quote(&st, m, msg),
+            Message::QuoteUpdate(m) => self.on_quote(&st, m, msg, ctx.late),
             Message::Trade(m) | Message::HiddenTrade(m) => self.on_trade(&st, feed, m),
             Message::TradeBreak(m) => self.on_trade_break(&st, m),
             Message::TradingStatus(m) => self.on_status(&st, feed, m.symbol(), m.timestamp(), msg),
@@ -1564,6 +1572,37 @@ mod tests {
         assert_eq!(all::<MboMsg>(&out)[0].action as u8, b'R');
         assert!(f.n.level_books().levels(0, BookSide::Bid).is_empty());
         assert_eq!(f.n.stats().books_cleared, 1);
+    }
+
+    #[test]
+    fn a_mid_session_join_is_a_gap_that_marks_books_until_cleared() {
+        let mut f = Feed1::starting(DPLS, 100);
+        f.send(&[add(1, "AAA", 1, false, 100, 10_000)]);
+        let out = f.take();
+        let text = all::<SystemMsg>(&out)[0].msg().unwrap().to_owned();
+        // The sequencer reports what came before the join as a gap; nothing will fill it here.
+        assert!(text.starts_with("gap: channel 1 seq 1..=99 missing"), "{text}");
+        assert!(all::<MboMsg>(&out)[0].flags.is_maybe_bad_book());
+        f.send(&[head(b'C', 0, 2, "AAA"), add(3, "AAA", 2, false, 100, 10_000)]);
+        assert!(all::<MboMsg>(&f.take()).iter().all(|r| !r.flags.is_maybe_bad_book()));
+        // A symbol first seen later is incomplete too.
+        f.send(&[add(4, "BBB", 3, false, 100, 10_000)]);
+        assert!(all::<MboMsg>(&f.take())[0].flags.is_maybe_bad_book());
+
+        // TOPS quotes are whole: after a mid-session join each quote is right on its own.
+        let mut t = Feed1::starting(TOPS, 100);
+        t.send(&[quote("AAA", (100, 99_000), (99_100, 100), 0)]);
+        assert!(!all::<Mbp1Msg>(&t.take())[0].flags.is_maybe_bad_book());
+    }
+
+    #[test]
+    fn after_a_tops_gap_each_symbols_next_quote_repairs_it() {
+        let mut f = Feed1::new(TOPS);
+        f.send(&[quote("AAA", (1, 1), (2, 1), 0), quote("BBB", (1, 1), (2, 1), 0)]);
+        let _lost = f.segment(&[quote("AAA", (1, 2), (2, 1), 0)]);
+        f.send(&[quote("AAA", (1, 3), (2, 1), 0)]);
+        assert!(!f.n.maybe_bad(Feed::Tops, 1), "AAA's new quote is its whole BBO");
+        assert!(f.n.maybe_bad(Feed::Tops, 2), "BBB has not quoted since the gap");
     }
 
     /// A DBN consumer's order book, by Databento's rules: `A` joins the back; `C` takes size off
