@@ -14,9 +14,11 @@ use crate::iex::message::Symbol;
 #[derive(Clone, Debug)]
 pub struct SymbolTable {
     /// The multiply-shift hash keeps symbols that share their first bytes in nearby buckets: IEX
-    /// sends its per-symbol spin (and much else) in symbol order, so lookups stay in cache.
-    /// Measured against a full-avalanche hash (murmur3's finalizer) on the DEEP sample: 1.3 to
-    /// 1.5 times faster end to end.
+    /// sends its per-symbol spin (and much else) in symbol order, so lookups stay in cache, and
+    /// the map's tag bytes keep the clustered probes short. Measured on the DEEP sample's full
+    /// path: 1.3 to 1.5 times faster than a full-avalanche hash (murmur3's finalizer) in a
+    /// `HashMap`, and than an open-addressing table of 16-byte slots under either hash (linear
+    /// probing on the clustered hash, or Fibonacci hashing).
     ids: HashMap<u64, u32, BuildHasherDefault<IdHasher>>,
     symbols: Vec<Symbol>,
     /// The last symbol looked up and its id: messages of one symbol come in runs (the pre-market
@@ -123,5 +125,23 @@ mod tests {
         assert_eq!((t.len(), t.growths()), (3, 1));
         t.clear();
         assert!(t.is_empty());
+        assert_eq!(t.get(s("AAPL")), None);
+    }
+
+    #[test]
+    fn thousands_of_symbols_with_shared_prefixes_grow_and_stay_findable() {
+        let mut t = SymbolTable::with_capacity(16);
+        let names: Vec<String> = (0..5000).map(|i| format!("AB{i:05}")).collect();
+        for (i, n) in names.iter().enumerate() {
+            assert_eq!(t.intern(Symbol::from_text(n).unwrap()), (i as u32, true));
+        }
+        for (i, n) in names.iter().enumerate().rev() {
+            assert_eq!(t.get(Symbol::from_text(n).unwrap()), Some(i as u32), "{n}");
+        }
+        // Any 8 bytes are a key, all-zero and all-ones included.
+        assert_eq!(t.intern(Symbol([0; 8])), (5000, true));
+        assert_eq!(t.intern(Symbol([0xff; 8])), (5001, true));
+        assert_eq!(t.get(Symbol([0; 8])), Some(5000));
+        assert!(t.growths() > 0);
     }
 }
