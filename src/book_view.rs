@@ -126,7 +126,7 @@ pub fn view<R>(n: &Normalizer<R>, symbol: Symbol, depth: usize, ts_event: i64, w
     let id = n.instrument_id(symbol)?;
     let book = id - 1;
     let mut feeds = Vec::new();
-    for feed in n.feeds_seen() {
+    for feed in n.feeds_seen().filter(|&f| n.carries(f, id)) {
         let status = n.status(feed);
         let st = status_view(&status.get(book), status.phase().map(|p| p.raw()));
         let v = match feed {
@@ -179,13 +179,7 @@ pub fn view<R>(n: &Normalizer<R>, symbol: Symbol, depth: usize, ts_event: i64, w
         };
         feeds.push(v);
     }
-    Some(BookView {
-        symbol: String::from_utf8_lossy(symbol.as_bytes()).into_owned(),
-        instrument_id: id,
-        ts_event,
-        when,
-        feeds,
-    })
+    Some(BookView { symbol: symbol.to_string(), instrument_id: id, ts_event, when, feeds })
 }
 
 /// Feeds a normalizer and takes the snapshot `weir book --at` asks for.

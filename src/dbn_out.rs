@@ -109,34 +109,36 @@ impl DbnFile {
             let p = p.to_owned();
             move |source| DbnFileError::Io { path: p, source }
         };
-        if let Some(e) = error {
-            let _ = std::fs::remove_file(&partial);
-            return Err(io_err(&partial)(e));
-        }
-        writer.into_inner().map_err(|e| io_err(&partial)(e.into_error()))?.sync_data().ok();
-        let metadata = metadata(normalizer);
+        // Whatever happens below, the partial file goes, and a failed output is not left
+        // half-written.
+        let mut created = false;
         let result = (|| {
+            if let Some(e) = error {
+                return Err(io_err(&partial)(e));
+            }
+            writer.into_inner().map_err(|e| io_err(&partial)(e.into_error()))?;
+            let metadata = metadata(normalizer);
             let file = File::create(&path).map_err(io_err(&path))?;
+            created = true;
             let mut records = File::open(&partial).map_err(io_err(&partial))?;
-            let zstd = path.extension().is_some_and(|e| e == "zst");
-            if zstd {
+            let encode_err = |source| DbnFileError::Metadata { path: path.clone(), source };
+            if path.extension().is_some_and(|e| e == "zst") {
                 let mut z = zstd::Encoder::new(BufWriter::with_capacity(1 << 20, file), 3).map_err(io_err(&path))?;
-                MetadataEncoder::new(&mut z)
-                    .encode(&metadata)
-                    .map_err(|source| DbnFileError::Metadata { path: path.clone(), source })?;
+                MetadataEncoder::new(&mut z).encode(&metadata).map_err(encode_err)?;
                 io::copy(&mut records, &mut z).map_err(io_err(&path))?;
                 z.finish().map_err(io_err(&path))?.flush().map_err(io_err(&path))?;
             } else {
                 let mut w = BufWriter::with_capacity(1 << 20, file);
-                MetadataEncoder::new(&mut w)
-                    .encode(&metadata)
-                    .map_err(|source| DbnFileError::Metadata { path: path.clone(), source })?;
+                MetadataEncoder::new(&mut w).encode(&metadata).map_err(encode_err)?;
                 io::copy(&mut records, &mut w).map_err(io_err(&path))?;
                 w.flush().map_err(io_err(&path))?;
             }
             Ok(())
         })();
         let _ = std::fs::remove_file(&partial);
+        if result.is_err() && created {
+            let _ = std::fs::remove_file(&path);
+        }
         result.map(|()| Some(path))
     }
 }
@@ -168,7 +170,7 @@ pub fn metadata<R>(n: &Normalizer<R>) -> Metadata {
         time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ns)).map(|t| t.date()).unwrap_or(time::Date::MIN)
     };
     let (d0, d1) = (date(start), date(end).next_day().unwrap_or(time::Date::MAX));
-    let symbols: Vec<String> = n.symbols().iter().map(|s| String::from_utf8_lossy(s.as_bytes()).into_owned()).collect();
+    let symbols: Vec<String> = n.symbols().iter().map(|s| s.to_string()).collect();
     let mappings = symbols
         .iter()
         .enumerate()

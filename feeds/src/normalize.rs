@@ -244,21 +244,51 @@ struct FeedState {
     status: StatusBook,
     /// `F_MAYBE_BAD_BOOK` per instrument (table index).
     bad: Vec<bool>,
-    /// Touched by a late (gap-filling) message since the last gap: stays bad after recovery.
-    late_touched: Vec<bool>,
-    /// Messages missing in this feed's open gaps.
-    missing: i64,
+    /// Sticky suspicion: a late (out-of-order) message or a refused book operation touched the
+    /// book. Filling gaps does not lift it; only a clear does (Clear Book, reset, session change,
+    /// or for TOPS the next in-order quote).
+    suspect: Vec<bool>,
+    /// The channel each instrument was last seen on in this feed (`NO_CHANNEL`: never).
+    channel: Vec<u32>,
+    /// Messages missing in open gaps, per (protocol id, channel).
+    missing: Vec<((u16, u32), i64)>,
     /// Any message seen.
     seen: bool,
 }
 
+const NO_CHANNEL: u32 = u32::MAX;
+
 impl FeedState {
+    /// Messages missing on one stream (a slot is made on first use: a feed has few channels).
+    fn missing_mut(&mut self, stream: (u16, u32)) -> &mut i64 {
+        let i = match self.missing.iter().position(|m| m.0 == stream) {
+            Some(i) => i,
+            None => {
+                self.missing.push((stream, 0));
+                self.missing.len() - 1
+            }
+        };
+        &mut self.missing[i].1
+    }
+
+    fn missing_on(&self, stream: (u16, u32)) -> bool {
+        self.missing.iter().any(|m| m.0 == stream && m.1 > 0)
+    }
+
+    /// Whether instrument `i` is (or may be) carried by `channel`: seen on it, or never seen here.
+    #[inline]
+    fn on_channel(&self, i: usize, channel: u32) -> bool {
+        let c = self.channel[i];
+        c == channel || c == NO_CHANNEL
+    }
+
     fn new(symbols: usize) -> Self {
         FeedState {
             status: StatusBook::with_capacity(symbols),
             bad: Vec::with_capacity(symbols),
-            late_touched: Vec::with_capacity(symbols),
-            missing: 0,
+            suspect: Vec::with_capacity(symbols),
+            channel: Vec::with_capacity(symbols),
+            missing: Vec::new(),
             seen: false,
         }
     }
@@ -267,6 +297,9 @@ impl FeedState {
 /// Per-record context taken from the message's segment.
 #[derive(Clone, Copy, Debug)]
 struct Stamp {
+    feed: Feed,
+    protocol: u16,
+    channel_id: u32,
     publisher: u16,
     ts_recv: u64,
     ts_in_delta: i32,
@@ -402,8 +435,8 @@ impl<R> Normalizer<R> {
             config,
             symbols: SymbolTable::with_capacity(n),
             feeds: [FeedState::new(n), FeedState::new(n), FeedState::new(n)],
-            levels: LevelBooks::with_capacity(0, config.levels),
-            orders: OrderBooks::with_capacity(0, config.orders, config.levels),
+            levels: LevelBooks::with_capacity(0, 0),
+            orders: OrderBooks::with_capacity(0, 0, 0),
             quotes: Vec::with_capacity(n),
             stats: NormalizeStats::default(),
             first_ts: u64::MAX,
@@ -476,6 +509,11 @@ impl<R> Normalizer<R> {
         &self.feeds[feed.index()].status
     }
 
+    /// Whether a feed has carried a message about an instrument.
+    pub fn carries(&self, feed: Feed, instrument_id: u32) -> bool {
+        self.feeds[feed.index()].channel.get(instrument_id.wrapping_sub(1) as usize).is_some_and(|&c| c != NO_CHANNEL)
+    }
+
     /// Whether an instrument's book on a feed is marked possibly bad.
     pub fn maybe_bad(&self, feed: Feed, instrument_id: u32) -> bool {
         self.feeds[feed.index()].bad.get(instrument_id.wrapping_sub(1) as usize).copied().unwrap_or(false)
@@ -495,6 +533,7 @@ impl<R: RecordSink> Normalizer<R> {
         if new {
             self.on_new_symbol(id, symbol, ts_event, st);
         }
+        self.feeds[st.feed.index()].channel[id as usize] = st.channel_id;
         id
     }
 
@@ -518,10 +557,15 @@ impl<R: RecordSink> Normalizer<R> {
     fn on_new_symbol(&mut self, id: u32, symbol: Symbol, ts_event: i64, st: &Stamp) {
         let n = id as usize + 1;
         for f in &mut self.feeds {
-            // A symbol first seen while its feed has messages missing (a gap, or a join after the
-            // session's start, which the sequencer reports as a gap from 1) may have lost some.
-            f.bad.resize(n, f.missing > 0);
-            f.late_touched.resize(n, false);
+            f.bad.resize(n, false);
+            f.suspect.resize(n, false);
+            f.channel.resize(n, NO_CHANNEL);
+        }
+        // A symbol first seen while its stream has messages missing (a gap, or a join after the
+        // session's start, which the sequencer reports as a gap from 1) may have lost some.
+        let f = &mut self.feeds[st.feed.index()];
+        if f.missing_on((st.protocol, st.channel_id)) {
+            f.bad[id as usize] = true;
         }
         self.quotes.resize(n, Bbo::default());
         if self.feeds[Feed::Deep.index()].seen {
@@ -530,7 +574,9 @@ impl<R: RecordSink> Normalizer<R> {
         if self.feeds[Feed::DeepPlus.index()].seen {
             self.orders.ensure_books(n);
         }
-        let raw = cstr(symbol.as_bytes());
+        let mut text = [0u8; 32];
+        let n = symbol.escaped(&mut text);
+        let raw = cstr(&text[..n]);
         self.sink.record(&SymbolMappingMsg {
             hd: RecordHeader::new::<SymbolMappingMsg>(rtype::SYMBOL_MAPPING, st.publisher, id + 1, ts(ts_event)),
             stype_in: SType::RawSymbol as u8,
@@ -664,14 +710,23 @@ impl<R: RecordSink> Normalizer<R> {
     /// have left the book wrong, and nothing but a clear can say otherwise.
     #[cold]
     fn touched_late(&mut self, feed: Feed, id: u32) {
-        self.feeds[feed.index()].late_touched[id as usize] = true;
+        self.feeds[feed.index()].suspect[id as usize] = true;
         self.mark_bad(feed, id);
     }
 
     #[cold]
     fn book_error(&mut self, feed: Feed, id: u32) {
         self.stats.book_errors += 1;
+        self.feeds[feed.index()].suspect[id as usize] = true;
         self.mark_bad(feed, id);
+    }
+
+    /// A book known to be right again (cleared, or a whole-state message).
+    #[inline]
+    fn known_good(&mut self, feed: Feed, id: u32) {
+        let f = &mut self.feeds[feed.index()];
+        f.bad[id as usize] = false;
+        f.suspect[id as usize] = false;
     }
 
     // --- DEEP ---------------------------------------------------------------------------------
@@ -770,6 +825,24 @@ impl<R: RecordSink> Normalizer<R> {
         }
     }
 
+    /// The resting order a DEEP+ message about instrument `id` names. An id resting in another
+    /// symbol's book is not this symbol's order: both books become suspect and nothing is applied.
+    #[inline]
+    fn resting(&mut self, id: u32, order_id: u64) -> Option<crate::book::OrderState> {
+        match self.orders.order(order_id) {
+            Some(o) if o.book == id => Some(o),
+            Some(o) => {
+                self.book_error(Feed::DeepPlus, o.book);
+                self.book_error(Feed::DeepPlus, id);
+                None
+            }
+            None => {
+                self.book_error(Feed::DeepPlus, id);
+                None
+            }
+        }
+    }
+
     fn on_add(&mut self, st: &Stamp, m: &crate::iex::message::AddOrder<'_>, late: bool) {
         let feed = Feed::DeepPlus;
         let id = self.instrument(m.symbol(), m.timestamp(), st);
@@ -778,6 +851,12 @@ impl<R: RecordSink> Normalizer<R> {
         }
         let order_id = m.order_id() as u64;
         let (price, size) = (m.price(), m.size());
+        if let Some(o) = self.orders.order(order_id)
+            && o.book != id
+        {
+            // The add replaces a live order of another symbol: that book changes too.
+            self.book_error(feed, o.book);
+        }
         let side = match book_side(m.side()) {
             Some(side) => {
                 if self.orders.add(id, order_id, side, price, size, m.timestamp()).is_err() {
@@ -808,8 +887,8 @@ impl<R: RecordSink> Normalizer<R> {
         let keep = raw & 0x01 != 0;
         let order_id = m.order_id() as u64;
         let (price, size, t) = (m.price(), m.size(), m.timestamp());
-        let before = self.orders.order(order_id);
-        if self.orders.modify(order_id, size, price, keep, t).is_err() {
+        let before = self.resting(id, order_id);
+        if before.is_some() && self.orders.modify(order_id, size, price, keep, t).is_err() {
             self.book_error(feed, id);
         }
         self.check_crossed(id);
@@ -844,15 +923,12 @@ impl<R: RecordSink> Normalizer<R> {
             self.touched_late(feed, id);
         }
         let order_id = m.order_id() as u64;
-        let (side, price, size) = match self.orders.order(order_id) {
+        let (side, price, size) = match self.resting(id, order_id) {
             Some(o) => {
                 let _ = self.orders.delete(order_id);
                 (dbn_side(o.side), px(o.price), o.size)
             }
-            None => {
-                self.book_error(feed, id);
-                (NO_SIDE, UNDEF_PRICE, 0)
-            }
+            None => (NO_SIDE, UNDEF_PRICE, 0),
         };
         let flags = self.book_flags(feed, id, true);
         self.mbo(st, id, m.timestamp(), order_id, Action::Cancel, side, price, size, flags);
@@ -866,8 +942,8 @@ impl<R: RecordSink> Normalizer<R> {
         }
         let order_id = m.order_id() as u64;
         let (price, size, t) = (px(m.price()), m.size(), m.timestamp());
-        let resting = self.orders.order(order_id);
-        if self.orders.execute(order_id, size).is_err() {
+        let resting = self.resting(id, order_id);
+        if resting.is_some() && self.orders.execute(order_id, size).is_err() {
             self.book_error(feed, id);
         }
         self.check_crossed(id);
@@ -890,13 +966,17 @@ impl<R: RecordSink> Normalizer<R> {
         }
     }
 
-    fn on_clear(&mut self, st: &Stamp, symbol: Symbol, t: i64) {
+    fn on_clear(&mut self, st: &Stamp, symbol: Symbol, t: i64, late: bool) {
         let feed = Feed::DeepPlus;
         let id = self.instrument(symbol, t, st);
         self.orders.clear(id);
-        // A cleared book is known to be empty: whatever a gap did to it is gone.
-        self.feeds[feed.index()].bad[id as usize] = false;
-        self.feeds[feed.index()].late_touched[id as usize] = false;
+        if late {
+            // Orders added after the clear (already applied) are gone too: suspect.
+            self.touched_late(feed, id);
+        } else {
+            // A cleared book is known to be empty: whatever a gap did to it is gone.
+            self.known_good(feed, id);
+        }
         let flags = self.book_flags(feed, id, true);
         self.mbo(st, id, t, 0, Action::Clear, NO_SIDE, UNDEF_PRICE, 0, flags);
     }
@@ -937,7 +1017,7 @@ impl<R: RecordSink> Normalizer<R> {
             self.touched_late(feed, id);
         } else {
             // A quote is the whole BBO: after a gap, the symbol's next quote makes it right.
-            self.feeds[feed.index()].bad[id as usize] = false;
+            self.known_good(feed, id);
         }
         let bbo = Bbo::from_quote(m);
         self.quotes[id as usize] = bbo;
@@ -1006,6 +1086,9 @@ impl<R: RecordSink> Normalizer<R> {
     fn on_definition(&mut self, st: &Stamp, m: &crate::iex::message::SecurityDirectory<'_>) {
         let t = m.timestamp();
         let id = self.instrument(m.symbol(), t, st);
+        let mut buf = [0u8; 32];
+        let n = m.symbol().escaped(&mut buf);
+        let text = &buf[..n];
         let mut def = InstrumentDefMsg {
             hd: RecordHeader::new::<InstrumentDefMsg>(rtype::INSTRUMENT_DEF, st.publisher, id + 1, ts(t)),
             ts_recv: st.ts_recv,
@@ -1017,9 +1100,9 @@ impl<R: RecordSink> Normalizer<R> {
             inst_attrib_value: i32::from(m.flags_raw()) | i32::from(m.luld_tier().raw()) << 8,
             raw_instrument_id: u64::from(id + 1),
             currency: cstr(b"USD"),
-            raw_symbol: cstr(m.symbol().as_bytes()),
+            raw_symbol: cstr(text),
             exchange: cstr(b"IEXG"),
-            asset: cstr(m.symbol().as_bytes()),
+            asset: cstr(text),
             instrument_class: dbn::InstrumentClass::Stock as u8 as c_char,
             match_algorithm: ch(b'F'),
             security_update_action: dbn::SecurityUpdateAction::Add as u8 as c_char,
@@ -1106,34 +1189,38 @@ impl<R: RecordSink> Normalizer<R> {
         if self.last_ts == 0 { UNDEF_TIMESTAMP } else { self.last_ts }
     }
 
-    /// Empties every book of a feed (reset, session change) and tells consumers with an MBO clear
-    /// per instrument that had one.
-    fn clear_feed(&mut self, feed: Feed, publisher: u16) {
+    /// Empties the books of one stream's instruments (reset, session change: other channels of
+    /// the feed carry other symbols and are left alone) and tells consumers with an MBO clear per
+    /// instrument that had a book.
+    fn clear_stream(&mut self, feed: Feed, publisher: u16, stream: (u16, u32)) {
         let t = self.system_ts();
-        for i in 0..self.symbols.len() as u32 {
+        for i in 0..self.symbols.len() {
+            if !self.feeds[feed.index()].on_channel(i, stream.1) {
+                continue;
+            }
+            let id = i as u32;
             let had = match feed {
-                Feed::DeepPlus => self.orders.clear(i) > 0,
+                Feed::DeepPlus => self.orders.clear(id) > 0,
                 Feed::Deep => {
-                    let had = !self.levels.levels(i, BookSide::Bid).is_empty()
-                        || !self.levels.levels(i, BookSide::Ask).is_empty();
-                    self.levels.clear(i);
+                    let had = !self.levels.levels(id, BookSide::Bid).is_empty()
+                        || !self.levels.levels(id, BookSide::Ask).is_empty();
+                    self.levels.clear(id);
                     had
                 }
-                Feed::Tops => core::mem::take(&mut self.quotes[i as usize]) != Bbo::default(),
+                Feed::Tops => core::mem::take(&mut self.quotes[i]) != Bbo::default(),
             };
-            let f = &mut self.feeds[feed.index()];
-            f.bad[i as usize] = false;
-            f.late_touched[i as usize] = false;
+            self.known_good(feed, id);
+            self.feeds[feed.index()].status.reset(id);
             if had {
                 self.stats.books_cleared += 1;
                 if feed != Feed::Tops {
                     self.sink.record(&MboMsg {
-                        hd: RecordHeader::new::<MboMsg>(rtype::MBO, publisher, i + 1, t),
+                        hd: RecordHeader::new::<MboMsg>(rtype::MBO, publisher, id + 1, t),
                         order_id: 0,
                         price: UNDEF_PRICE,
                         size: 0,
                         flags: FlagSet::new(flags::LAST),
-                        channel_id: 0,
+                        channel_id: stream.1 as u8,
                         action: Action::Clear as u8 as c_char,
                         side: NO_SIDE,
                         ts_recv: t,
@@ -1143,9 +1230,7 @@ impl<R: RecordSink> Normalizer<R> {
                 }
             }
         }
-        let f = &mut self.feeds[feed.index()];
-        f.status.clear();
-        f.missing = 0;
+        *self.feeds[feed.index()].missing_mut(stream) = 0;
     }
 }
 
@@ -1173,9 +1258,12 @@ impl<R: RecordSink> MessageSink for Normalizer<R> {
     fn on_message(&mut self, ctx: &MsgContext, msg: &Message<'_>) {
         let Some(feed) = Feed::of(ctx.protocol) else { return };
         let st = Stamp {
+            feed,
+            protocol: ctx.protocol.id(),
+            channel_id: ctx.channel,
             publisher: self.config.publishers.of(feed),
             ts_recv: ts(ctx.recv_time),
-            ts_in_delta: i32::try_from(ctx.recv_time.saturating_sub(ctx.send_time)).unwrap_or(i32::MAX),
+            ts_in_delta: ctx.recv_time.saturating_sub(ctx.send_time).clamp(i32::MIN.into(), i32::MAX.into()) as i32,
             // DBN's sequence is 32 bits: the low half of IEX-TP's (a day is far below 2^32).
             sequence: ctx.seq as u32,
             channel: ctx.channel as u8,
@@ -1191,7 +1279,7 @@ impl<R: RecordSink> MessageSink for Normalizer<R> {
             Message::OrderModify(m) => self.on_modify(&st, m, ctx.late),
             Message::OrderDelete(m) => self.on_delete(&st, m, ctx.late),
             Message::OrderExecuted(m) => self.on_executed(&st, m, ctx.late),
-            Message::ClearBook(m) => self.on_clear(&st, m.symbol(), m.timestamp()),
+            Message::ClearBook(m) => self.on_clear(&st, m.symbol(), m.timestamp(), ctx.late),
             Message::QuoteUpdate(m) => self.on_quote(&st, m, msg, ctx.late),
             Message::Trade(m) | Message::HiddenTrade(m) => self.on_trade(&st, feed, m),
             Message::TradeBreak(m) => self.on_trade_break(&st, m),
@@ -1230,50 +1318,59 @@ impl<R: RecordSink> MessageSink for Normalizer<R> {
         let Some(feed) = feed_of_key(&key) else { return };
         let publisher = self.config.publishers.of(feed);
         let channel = key.channel;
+        let stream = (key.protocol, key.channel);
         match *event {
             SeqEvent::Gap { first, last, .. } => {
-                self.feeds[feed.index()].missing += last - first + 1;
-                // Any symbol may have been in the missing messages.
-                for i in 0..self.symbols.len() as u32 {
-                    self.mark_bad(feed, i);
+                let n = last.saturating_sub(first).saturating_add(1);
+                let f = &mut self.feeds[feed.index()];
+                let m = f.missing_mut(stream);
+                *m = m.saturating_add(n);
+                // Any symbol of the channel may have been in the missing messages.
+                let mut marked = 0;
+                for i in 0..f.bad.len() {
+                    if f.on_channel(i, channel) && !f.bad[i] {
+                        f.bad[i] = true;
+                        marked += 1;
+                    }
                 }
+                self.stats.books_marked_bad += marked;
                 self.notice(
                     publisher,
                     format_args!("gap: channel {channel} seq {first}..={last} missing; books maybe bad"),
                 );
             }
             SeqEvent::LateFill { first, last, .. } => {
+                let n = last.saturating_sub(first).saturating_add(1);
                 let f = &mut self.feeds[feed.index()];
-                f.missing -= last - first + 1;
-                if f.missing > 0 {
+                let m = f.missing_mut(stream);
+                *m = m.saturating_sub(n).max(0);
+                if *m > 0 {
                     return;
                 }
-                f.missing = 0;
                 let mut recovered = 0;
-                for (bad, touched) in f.bad.iter_mut().zip(f.late_touched.iter_mut()) {
-                    if *bad && !*touched {
-                        *bad = false;
+                for i in 0..f.bad.len() {
+                    if f.on_channel(i, channel) && f.bad[i] && !f.suspect[i] {
+                        f.bad[i] = false;
                         recovered += 1;
                     }
-                    *touched = false;
                 }
                 self.stats.books_recovered += recovered;
                 self.notice(
                     publisher,
                     format_args!(
-                        "recovered: channel {channel} gaps filled; {recovered} books good again, books touched by late messages stay maybe bad"
+                        "recovered: channel {channel} gaps filled; {recovered} books good again, books touched by late messages or refused operations stay maybe bad"
                     ),
                 );
             }
             SeqEvent::Reset { expected_seq, .. } => {
-                self.clear_feed(feed, publisher);
+                self.clear_stream(feed, publisher, stream);
                 self.notice(
                     publisher,
                     format_args!("reset: channel {channel} back to seq 1 (expected {expected_seq}); books cleared"),
                 );
             }
             SeqEvent::SessionChange { previous_session, .. } => {
-                self.clear_feed(feed, publisher);
+                self.clear_stream(feed, publisher, stream);
                 self.notice(
                     publisher,
                     format_args!(
@@ -1603,6 +1700,72 @@ mod tests {
         f.send(&[quote("AAA", (1, 3), (2, 1), 0)]);
         assert!(!f.n.maybe_bad(Feed::Tops, 1), "AAA's new quote is its whole BBO");
         assert!(f.n.maybe_bad(Feed::Tops, 2), "BBB has not quoted since the gap");
+    }
+
+    #[test]
+    fn suspect_books_stay_marked_through_later_recoveries_until_cleared() {
+        let mut f = Feed1::new(DPLS);
+        f.send(&[add(1, "AAA", 1, false, 100, 10_000), add(1, "BBB", 2, false, 100, 10_000)]);
+        // Gap 1 is filled by a late AAA message: AAA is suspect.
+        let lost = f.segment(&[add(2, "AAA", 3, false, 100, 10_000)]);
+        f.send(&[add(3, "BBB", 4, false, 100, 10_000)]);
+        f.deliver(&lost);
+        // A refused operation on CCC (an unknown order) makes it suspect too.
+        f.send(&[delete(4, "CCC", 99)]);
+        // Gap 2 is filled without touching either.
+        let lost = f.segment(&[add(5, "BBB", 5, false, 100, 10_000)]);
+        f.send(&[add(6, "BBB", 6, false, 100, 10_000)]);
+        assert!(f.n.maybe_bad(Feed::DeepPlus, 2));
+        f.deliver(&lost);
+        assert!(f.n.maybe_bad(Feed::DeepPlus, 1), "AAA took a late message in gap 1");
+        assert!(f.n.maybe_bad(Feed::DeepPlus, 3), "CCC had a refused operation");
+        assert!(f.n.maybe_bad(Feed::DeepPlus, 2), "BBB took gap 2's late message");
+        // A late Clear Book does not vouch for the book either; an in-order one does.
+        let lost = f.segment(&[head(b'C', 0, 7, "AAA")]);
+        f.send(&[add(8, "AAA", 7, false, 100, 10_000)]);
+        f.deliver(&lost);
+        assert!(f.n.maybe_bad(Feed::DeepPlus, 1));
+        f.send(&[head(b'C', 0, 9, "AAA"), head(b'C', 0, 9, "CCC")]);
+        assert!(!f.n.maybe_bad(Feed::DeepPlus, 1) && !f.n.maybe_bad(Feed::DeepPlus, 3));
+    }
+
+    #[test]
+    fn an_order_id_of_another_symbol_is_not_touched() {
+        let mut f = Feed1::new(DPLS);
+        f.send(&[add(1, "AAA", 7, false, 100, 10_000), add(1, "BBB", 8, false, 100, 10_000)]);
+        f.take();
+        f.send(&[delete(2, "BBB", 7), executed(2, "BBB", 7, 50, 10_000), modify(2, "BBB", 7, false, 10, 10_000)]);
+        assert_eq!(f.n.order_books().levels(0, BookSide::Bid)[0].size, 100, "AAA's order is untouched");
+        assert!(f.n.maybe_bad(Feed::DeepPlus, 1) && f.n.maybe_bad(Feed::DeepPlus, 2));
+        let recs = all::<MboMsg>(&f.take());
+        assert!(recs.iter().all(|r| r.hd.instrument_id == 2 && r.flags.is_maybe_bad_book()));
+    }
+
+    #[test]
+    fn a_reset_on_one_channel_leaves_the_others_alone() {
+        let mut f = Feed1::new(DPLS);
+        f.send(&[add(1, "AAA", 1, false, 100, 10_000)]);
+        let mut ch2 = SegmentBuilder::new(DPLS, 2, 7);
+        ch2.push(&add(1, "KKK", 2, false, 100, 10_000));
+        f.deliver(&ch2.finish(1_500));
+        let mut again = SegmentBuilder::new(DPLS, 2, 7);
+        again.push(&add(2, "KKK", 3, false, 50, 10_000));
+        f.deliver(&again.finish(1_600));
+        let books = f.n.order_books();
+        assert_eq!(books.levels(0, BookSide::Bid)[0].size, 100, "channel 1's AAA kept");
+        assert_eq!(books.levels(1, BookSide::Bid)[0].size, 50, "channel 2's KKK cleared, then rebuilt");
+        assert_eq!(f.n.stats().books_cleared, 1);
+    }
+
+    #[test]
+    fn huge_gaps_on_many_channels_do_not_overflow() {
+        let mut f = Feed1::new(DPLS);
+        for ch in 1..=4 {
+            let mut b = SegmentBuilder::new(DPLS, ch, 7).starting_at(crate::iex::handler::MAX_SEQ, 0);
+            b.push(&add(1, "AAA", u64::from(ch), false, 100, 10_000));
+            f.deliver(&b.finish(1_000));
+        }
+        assert!(f.n.maybe_bad(Feed::DeepPlus, 1));
     }
 
     /// A DBN consumer's order book, by Databento's rules: `A` joins the back; `C` takes size off

@@ -153,6 +153,13 @@ impl StatusBook {
         self.symbols.resize(len, SymbolStatus::default());
     }
 
+    /// Forgets one symbol's state (its stream was reset).
+    pub fn reset(&mut self, id: u32) {
+        if let Some(s) = self.symbols.get_mut(id as usize) {
+            *s = SymbolStatus::default();
+        }
+    }
+
     /// Forgets everything (a new session).
     pub fn clear(&mut self) {
         self.symbols.clear();

@@ -45,6 +45,25 @@ impl core::fmt::Debug for Symbol {
     }
 }
 
+impl Symbol {
+    /// The symbol as printable ASCII, written into `out`: padding dropped, any byte that is not
+    /// printable ASCII written as `\xNN` (as `Display` does). Returns the length (at most 32).
+    pub fn escaped(&self, out: &mut [u8; 32]) -> usize {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut n = 0;
+        for &b in self.as_bytes() {
+            if b.is_ascii_graphic() || b == b' ' {
+                out[n] = b;
+                n += 1;
+            } else {
+                out[n..n + 4].copy_from_slice(&[b'\\', b'x', HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]);
+                n += 4;
+            }
+        }
+        n
+    }
+}
+
 impl core::fmt::Display for Symbol {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         for &b in self.as_bytes() {
@@ -784,6 +803,18 @@ mod tests {
 
     const Z: &str = "5a49455854202020";
     const P9905: &str = "241d0f0000000000";
+
+    #[test]
+    fn symbols_escape_what_is_not_printable_ascii() {
+        let mut out = [0u8; 32];
+        let n = Symbol(*b"BRK.B   ").escaped(&mut out);
+        assert_eq!(&out[..n], b"BRK.B");
+        let odd = Symbol([b'A', 0xff, b'B', 0, 0xc3, 0xa9, b' ', b' ']);
+        let n = odd.escaped(&mut out);
+        assert_eq!(&out[..n], br"A\xffB\x00\xc3\xa9");
+        assert_eq!(odd.to_string().as_bytes(), &out[..n]);
+        assert_eq!(Symbol([0xff; 8]).escaped(&mut out), 32);
+    }
 
     fn body(parts: &[&str]) -> Vec<u8> {
         hex(&parts.concat())

@@ -144,6 +144,13 @@ impl MessageSink for ReplaySink {
 
 fn run_replay(args: ReplayArgs) -> ExitCode {
     let stdout_taken = args.emit == Emit::Jsonl || args.stats_json.as_deref() == Some("-");
+    // An unusable input is exit 2 even when the output is unusable too: look at it first.
+    for input in std::iter::once(&args.file).chain(args.b_feed.as_ref()) {
+        if let Err(e) = std::fs::File::open(input) {
+            eprintln!("weir replay: {}: {e}", input.display());
+            return ExitCode::from(2);
+        }
+    }
     let records = match &args.out {
         Some(path) => match DbnFile::create(path) {
             Ok(f) => f,
@@ -272,8 +279,7 @@ fn run_book(args: BookArgs) -> ExitCode {
     }
     let n = &watch.normalizer;
     if n.instrument_id(symbol).is_none() {
-        let known: Vec<String> =
-            n.symbols().iter().take(12).map(|s| String::from_utf8_lossy(s.as_bytes()).into_owned()).collect();
+        let known: Vec<String> = n.symbols().iter().take(12).map(|s| s.to_string()).collect();
         let more = if n.symbols().len() > known.len() { ", ..." } else { "" };
         return fail(format!(
             "symbol {} does not appear in {} (it has {} symbols: {}{more})",
