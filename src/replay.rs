@@ -192,53 +192,22 @@ pub struct ReplayReport {
     pub books: Option<BooksReport>,
 }
 
-/// Book and normalization counters of a replay (see `weir_feeds::normalize::NormalizeStats`).
+/// Book and normalization counters of a replay.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct BooksReport {
     /// Instruments seen.
     pub instruments: u64,
-    /// DEEP+ modifies with bit 0x01 set (keep priority, as decoded).
-    pub modify_bit_0x01: u64,
-    /// DEEP+ modifies with bit 0x80 set (the other reading of "bit 0").
-    pub modify_bit_0x80: u64,
-    /// Priority resets written as cancel + add.
-    pub priority_resets_as_cancel_add: u64,
-    /// Kept priority while the size grew (not expressible in DBN).
-    pub kept_priority_on_increase: u64,
-    /// Book operations refused (unknown order, duplicate id, overfill, bad side).
-    pub book_errors: u64,
-    /// Published BBOs crossed or locked at a transaction close (DEEP) or in a quote (TOPS).
-    pub crossed_books: u64,
-    /// Books marked possibly bad.
-    pub books_marked_bad: u64,
-    /// Books that lost the mark when their feed's gaps were filled.
-    pub books_recovered: u64,
-    /// Books emptied by resets and session changes.
-    pub books_cleared: u64,
-    /// Messages with no DBN record.
-    pub unmapped: u64,
     /// Times reserved capacity was exceeded (an allocation on the message path).
     pub growths: u64,
+    /// The normalizer's counters (see `weir_feeds::normalize::NormalizeStats`).
+    #[serde(flatten)]
+    pub stats: weir_feeds::normalize::NormalizeStats,
 }
 
 impl BooksReport {
     /// The counters of a normalizer.
     pub fn of<R>(n: &weir_feeds::normalize::Normalizer<R>) -> Self {
-        let s = n.stats();
-        BooksReport {
-            instruments: n.symbols().len() as u64,
-            modify_bit_0x01: s.modify_bit_0x01,
-            modify_bit_0x80: s.modify_bit_0x80,
-            priority_resets_as_cancel_add: s.priority_resets_as_cancel_add,
-            kept_priority_on_increase: s.kept_priority_on_increase,
-            book_errors: s.book_errors,
-            crossed_books: s.crossed_books,
-            books_marked_bad: s.books_marked_bad,
-            books_recovered: s.books_recovered,
-            books_cleared: s.books_cleared,
-            unmapped: s.unmapped + s.bad_fields,
-            growths: n.growths(),
-        }
+        BooksReport { instruments: n.symbols().len() as u64, growths: n.growths(), stats: *n.stats() }
     }
 }
 

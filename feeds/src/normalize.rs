@@ -207,6 +207,7 @@ impl Default for NormalizerConfig {
 
 /// Counters of the normalizer (records themselves are counted by the sink).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct NormalizeStats {
     /// DEEP+ modifies with bit 0x01 set (IEX.md's reading of "bit 0": keep priority).
     pub modify_bit_0x01: u64,
@@ -348,6 +349,18 @@ fn cstr<const N: usize>(s: &[u8]) -> [c_char; N] {
         *o = b as c_char;
     }
     out
+}
+
+/// A BBO as DBN's top level (an empty side is `UNDEF_PRICE`, size 0).
+fn bbo_level(bbo: Bbo) -> BidAskPair {
+    let mut level = BidAskPair::default();
+    if let Some(b) = bbo.bid {
+        (level.bid_px, level.bid_sz) = (px(b.price), b.size);
+    }
+    if let Some(a) = bbo.ask {
+        (level.ask_px, level.ask_sz) = (px(a.price), a.size);
+    }
+    level
 }
 
 fn book_side(side: Side) -> Option<BookSide> {
@@ -768,19 +781,12 @@ impl<R: RecordSink> Normalizer<R> {
             return;
         }
         let bbo = self.levels.bbo(id);
-        if bbo.crossed() || matches!((bbo.bid, bbo.ask), (Some(b), Some(a)) if b.price == a.price) {
+        if bbo.crossed() {
             self.stats.crossed_books += 1;
         }
         let depth = u8::try_from(applied.depth).unwrap_or(u8::MAX);
         let flags = self.book_flags(feed, id, true);
         if self.config.mbp1 && applied.bbo_changed {
-            let mut level = BidAskPair::default();
-            if let Some(b) = bbo.bid {
-                (level.bid_px, level.bid_sz) = (px(b.price), b.size);
-            }
-            if let Some(a) = bbo.ask {
-                (level.ask_px, level.ask_sz) = (px(a.price), a.size);
-            }
             self.sink.record(&Mbp1Msg {
                 hd: RecordHeader::new::<Mbp1Msg>(rtype::MBP_1, st.publisher, id + 1, ts(m.timestamp())),
                 price: px(price),
@@ -792,7 +798,7 @@ impl<R: RecordSink> Normalizer<R> {
                 ts_recv: st.ts_recv,
                 ts_in_delta: st.ts_in_delta,
                 sequence: st.sequence,
-                levels: [level],
+                levels: [bbo_level(bbo)],
             });
         }
         if self.config.mbp10 && applied.shallowest < 10 {
@@ -1021,15 +1027,8 @@ impl<R: RecordSink> Normalizer<R> {
         }
         let bbo = Bbo::from_quote(m);
         self.quotes[id as usize] = bbo;
-        if matches!((bbo.bid, bbo.ask), (Some(b), Some(a)) if b.price >= a.price) {
+        if bbo.crossed() {
             self.stats.crossed_books += 1;
-        }
-        let mut level = BidAskPair::default();
-        if let Some(b) = bbo.bid {
-            (level.bid_px, level.bid_sz) = (px(b.price), b.size);
-        }
-        if let Some(a) = bbo.ask {
-            (level.ask_px, level.ask_sz) = (px(a.price), a.size);
         }
         let mut flags = self.book_flags(feed, id, true);
         flags.set_tob();
@@ -1044,7 +1043,7 @@ impl<R: RecordSink> Normalizer<R> {
             ts_recv: st.ts_recv,
             ts_in_delta: st.ts_in_delta,
             sequence: st.sequence,
-            levels: [level],
+            levels: [bbo_level(bbo)],
         });
         // The halted flag is TOPS 1.5's only status: a change is a status record.
         if self.feeds[feed.index()].status.apply(id, msg) == StatusChange::Symbol {

@@ -368,11 +368,11 @@ fn summary(args: &ReplayArgs, r: &ReplayReport) -> String {
             s,
             "  books: {} instruments   book errors {}   crossed {}   marked maybe-bad {}   recovered {}   cleared {}   growths {}",
             b.instruments,
-            b.book_errors,
-            b.crossed_books,
-            b.books_marked_bad,
-            b.books_recovered,
-            b.books_cleared,
+            b.stats.book_errors,
+            b.stats.crossed_books,
+            b.stats.books_marked_bad,
+            b.stats.books_recovered,
+            b.stats.books_cleared,
             b.growths
         );
     }
