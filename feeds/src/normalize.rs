@@ -243,14 +243,9 @@ pub struct NormalizeStats {
 #[derive(Clone, Debug)]
 struct FeedState {
     status: StatusBook,
-    /// `F_MAYBE_BAD_BOOK` per instrument (table index).
-    bad: Vec<bool>,
-    /// Sticky suspicion: a late (out-of-order) message or a refused book operation touched the
-    /// book. Filling gaps does not lift it; only a clear does (Clear Book, reset, session change,
-    /// or for TOPS the next in-order quote).
-    suspect: Vec<bool>,
-    /// The channel each instrument was last seen on in this feed (`NO_CHANNEL`: never).
-    channel: Vec<u32>,
+    /// Book state per instrument (table index), in one array: a book message reads and writes
+    /// one cache line of it.
+    inst: Vec<InstState>,
     /// Messages missing in open gaps, per (protocol id, channel).
     missing: Vec<((u16, u32), i64)>,
     /// Any message seen.
@@ -258,6 +253,21 @@ struct FeedState {
 }
 
 const NO_CHANNEL: u32 = u32::MAX;
+
+/// What the normalizer knows about one instrument's book on one feed.
+#[derive(Clone, Copy, Debug)]
+struct InstState {
+    /// The channel its book messages came on (`NO_CHANNEL`: none yet).
+    channel: u32,
+    /// `F_MAYBE_BAD_BOOK`.
+    bad: bool,
+    /// Sticky suspicion: a late (out-of-order) message or a refused book operation touched the
+    /// book. Filling gaps does not lift it; only a clear does (Clear Book, reset, session change,
+    /// or for TOPS the next in-order quote).
+    suspect: bool,
+}
+
+const UNSEEN: InstState = InstState { channel: NO_CHANNEL, bad: false, suspect: false };
 
 impl FeedState {
     /// Messages missing on one stream (a slot is made on first use: a feed has few channels).
@@ -279,16 +289,14 @@ impl FeedState {
     /// Whether instrument `i` is (or may be) carried by `channel`: seen on it, or never seen here.
     #[inline]
     fn on_channel(&self, i: usize, channel: u32) -> bool {
-        let c = self.channel[i];
+        let c = self.inst[i].channel;
         c == channel || c == NO_CHANNEL
     }
 
     fn new(symbols: usize) -> Self {
         FeedState {
             status: StatusBook::with_capacity(symbols),
-            bad: Vec::with_capacity(symbols),
-            suspect: Vec::with_capacity(symbols),
-            channel: Vec::with_capacity(symbols),
+            inst: Vec::with_capacity(symbols),
             missing: Vec::new(),
             seen: false,
         }
@@ -524,12 +532,15 @@ impl<R> Normalizer<R> {
 
     /// Whether a feed has carried a message about an instrument.
     pub fn carries(&self, feed: Feed, instrument_id: u32) -> bool {
-        self.feeds[feed.index()].channel.get(instrument_id.wrapping_sub(1) as usize).is_some_and(|&c| c != NO_CHANNEL)
+        self.feeds[feed.index()]
+            .inst
+            .get(instrument_id.wrapping_sub(1) as usize)
+            .is_some_and(|s| s.channel != NO_CHANNEL)
     }
 
     /// Whether an instrument's book on a feed is marked possibly bad.
     pub fn maybe_bad(&self, feed: Feed, instrument_id: u32) -> bool {
-        self.feeds[feed.index()].bad.get(instrument_id.wrapping_sub(1) as usize).copied().unwrap_or(false)
+        self.feeds[feed.index()].inst.get(instrument_id.wrapping_sub(1) as usize).is_some_and(|s| s.bad)
     }
 
     /// Reserved capacity exceeded, in all (symbols, books, orders).
@@ -546,7 +557,6 @@ impl<R: RecordSink> Normalizer<R> {
         if new {
             self.on_new_symbol(id, symbol, ts_event, st);
         }
-        self.feeds[st.feed.index()].channel[id as usize] = st.channel_id;
         id
     }
 
@@ -566,19 +576,26 @@ impl<R: RecordSink> Normalizer<R> {
         }
     }
 
+    /// [`instrument`](Self::instrument) for a message that changes a book: also notes the channel
+    /// that carries the book (gaps, recoveries and resets are per channel).
+    #[inline]
+    fn book_instrument(&mut self, symbol: Symbol, ts_event: i64, st: &Stamp) -> u32 {
+        let id = self.instrument(symbol, ts_event, st);
+        self.feeds[st.feed.index()].inst[id as usize].channel = st.channel_id;
+        id
+    }
+
     #[cold]
     fn on_new_symbol(&mut self, id: u32, symbol: Symbol, ts_event: i64, st: &Stamp) {
         let n = id as usize + 1;
         for f in &mut self.feeds {
-            f.bad.resize(n, false);
-            f.suspect.resize(n, false);
-            f.channel.resize(n, NO_CHANNEL);
+            f.inst.resize(n, UNSEEN);
         }
         // A symbol first seen while its stream has messages missing (a gap, or a join after the
         // session's start, which the sequencer reports as a gap from 1) may have lost some.
         let f = &mut self.feeds[st.feed.index()];
         if f.missing_on((st.protocol, st.channel_id)) {
-            f.bad[id as usize] = true;
+            f.inst[id as usize].bad = true;
         }
         self.quotes.resize(n, Bbo::default());
         if self.feeds[Feed::Deep.index()].seen {
@@ -604,7 +621,7 @@ impl<R: RecordSink> Normalizer<R> {
     #[inline]
     fn book_flags(&self, feed: Feed, id: u32, last: bool) -> FlagSet {
         let mut f = if last { flags::LAST } else { 0 };
-        if self.feeds[feed.index()].bad[id as usize] {
+        if self.feeds[feed.index()].inst[id as usize].bad {
             f |= flags::MAYBE_BAD_BOOK;
         }
         FlagSet::new(f)
@@ -713,8 +730,8 @@ impl<R: RecordSink> Normalizer<R> {
 
     fn mark_bad(&mut self, feed: Feed, id: u32) {
         let f = &mut self.feeds[feed.index()];
-        if !f.bad[id as usize] {
-            f.bad[id as usize] = true;
+        if !f.inst[id as usize].bad {
+            f.inst[id as usize].bad = true;
             self.stats.books_marked_bad += 1;
         }
     }
@@ -723,14 +740,14 @@ impl<R: RecordSink> Normalizer<R> {
     /// have left the book wrong, and nothing but a clear can say otherwise.
     #[cold]
     fn touched_late(&mut self, feed: Feed, id: u32) {
-        self.feeds[feed.index()].suspect[id as usize] = true;
+        self.feeds[feed.index()].inst[id as usize].suspect = true;
         self.mark_bad(feed, id);
     }
 
     #[cold]
     fn book_error(&mut self, feed: Feed, id: u32) {
         self.stats.book_errors += 1;
-        self.feeds[feed.index()].suspect[id as usize] = true;
+        self.feeds[feed.index()].inst[id as usize].suspect = true;
         self.mark_bad(feed, id);
     }
 
@@ -738,8 +755,8 @@ impl<R: RecordSink> Normalizer<R> {
     #[inline]
     fn known_good(&mut self, feed: Feed, id: u32) {
         let f = &mut self.feeds[feed.index()];
-        f.bad[id as usize] = false;
-        f.suspect[id as usize] = false;
+        let s = &mut f.inst[id as usize];
+        (s.bad, s.suspect) = (false, false);
     }
 
     // --- DEEP ---------------------------------------------------------------------------------
@@ -759,7 +776,7 @@ impl<R: RecordSink> Normalizer<R> {
 
     fn on_price_level(&mut self, st: &Stamp, m: &crate::iex::message::PriceLevelUpdate<'_>, late: bool) {
         let feed = Feed::Deep;
-        let id = self.instrument(m.symbol(), m.timestamp(), st);
+        let id = self.book_instrument(m.symbol(), m.timestamp(), st);
         if late {
             self.touched_late(feed, id);
         }
@@ -851,7 +868,7 @@ impl<R: RecordSink> Normalizer<R> {
 
     fn on_add(&mut self, st: &Stamp, m: &crate::iex::message::AddOrder<'_>, late: bool) {
         let feed = Feed::DeepPlus;
-        let id = self.instrument(m.symbol(), m.timestamp(), st);
+        let id = self.book_instrument(m.symbol(), m.timestamp(), st);
         if late {
             self.touched_late(feed, id);
         }
@@ -883,7 +900,7 @@ impl<R: RecordSink> Normalizer<R> {
 
     fn on_modify(&mut self, st: &Stamp, m: &crate::iex::message::OrderModify<'_>, late: bool) {
         let feed = Feed::DeepPlus;
-        let id = self.instrument(m.symbol(), m.timestamp(), st);
+        let id = self.book_instrument(m.symbol(), m.timestamp(), st);
         if late {
             self.touched_late(feed, id);
         }
@@ -924,7 +941,7 @@ impl<R: RecordSink> Normalizer<R> {
 
     fn on_delete(&mut self, st: &Stamp, m: &crate::iex::message::OrderDelete<'_>, late: bool) {
         let feed = Feed::DeepPlus;
-        let id = self.instrument(m.symbol(), m.timestamp(), st);
+        let id = self.book_instrument(m.symbol(), m.timestamp(), st);
         if late {
             self.touched_late(feed, id);
         }
@@ -942,7 +959,7 @@ impl<R: RecordSink> Normalizer<R> {
 
     fn on_executed(&mut self, st: &Stamp, m: &crate::iex::message::OrderExecuted<'_>, late: bool) {
         let feed = Feed::DeepPlus;
-        let id = self.instrument(m.symbol(), m.timestamp(), st);
+        let id = self.book_instrument(m.symbol(), m.timestamp(), st);
         if late {
             self.touched_late(feed, id);
         }
@@ -974,7 +991,7 @@ impl<R: RecordSink> Normalizer<R> {
 
     fn on_clear(&mut self, st: &Stamp, symbol: Symbol, t: i64, late: bool) {
         let feed = Feed::DeepPlus;
-        let id = self.instrument(symbol, t, st);
+        let id = self.book_instrument(symbol, t, st);
         self.orders.clear(id);
         if late {
             // Orders added after the clear (already applied) are gone too: suspect.
@@ -1017,7 +1034,7 @@ impl<R: RecordSink> Normalizer<R> {
 
     fn on_quote(&mut self, st: &Stamp, m: &crate::iex::message::QuoteUpdate<'_>, msg: &Message<'_>, late: bool) {
         let feed = Feed::Tops;
-        let id = self.instrument(m.symbol(), m.timestamp(), st);
+        let id = self.book_instrument(m.symbol(), m.timestamp(), st);
         if late {
             // Older than a quote already applied: the BBO now shown may be stale.
             self.touched_late(feed, id);
@@ -1326,9 +1343,9 @@ impl<R: RecordSink> MessageSink for Normalizer<R> {
                 *m = m.saturating_add(n);
                 // Any symbol of the channel may have been in the missing messages.
                 let mut marked = 0;
-                for i in 0..f.bad.len() {
-                    if f.on_channel(i, channel) && !f.bad[i] {
-                        f.bad[i] = true;
+                for i in 0..f.inst.len() {
+                    if f.on_channel(i, channel) && !f.inst[i].bad {
+                        f.inst[i].bad = true;
                         marked += 1;
                     }
                 }
@@ -1347,9 +1364,9 @@ impl<R: RecordSink> MessageSink for Normalizer<R> {
                     return;
                 }
                 let mut recovered = 0;
-                for i in 0..f.bad.len() {
-                    if f.on_channel(i, channel) && f.bad[i] && !f.suspect[i] {
-                        f.bad[i] = false;
+                for i in 0..f.inst.len() {
+                    if f.on_channel(i, channel) && f.inst[i].bad && !f.inst[i].suspect {
+                        f.inst[i].bad = false;
                         recovered += 1;
                     }
                 }

@@ -4,32 +4,24 @@
 //! session start (IEX lists roughly 12,000 symbols in its pre-market spin) so the steady path does
 //! not allocate; growth past that is counted.
 
-use hashbrown::HashTable;
+use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
 
+use crate::book::order::IdHasher;
 use crate::iex::message::Symbol;
-
-/// Multiply-shift of the symbol's 8 bytes (see [`SymbolTable`]).
-#[inline]
-fn hash(key: u64) -> u64 {
-    (key ^ (key >> 29)).wrapping_mul(0x9e37_79b9_7f4a_7c15)
-}
-
-#[inline]
-fn key(symbol: &Symbol) -> u64 {
-    u64::from_le_bytes(symbol.0)
-}
 
 /// Instrument ids for the symbols of one session.
 #[derive(Clone, Debug)]
 pub struct SymbolTable {
-    /// Ids only (4 bytes a bucket, checked against `symbols`), so the whole index of a day's
-    /// ~11,000 symbols is about 80 KiB and stays in L2. The multiply-shift hash keeps symbols
-    /// that share their first bytes in nearby buckets: IEX sends its per-symbol spin (and much
-    /// else) in symbol order, so lookups share cache lines, and the table's tag bytes keep the
-    /// clustered probes short. Measured on the DEEP sample's full path: 1.3 to 1.5 times faster
-    /// than a full-avalanche hash (murmur3's finalizer), and than open addressing over 16-byte
-    /// slots with either hash.
-    ids: HashTable<u32>,
+    /// The multiply-shift hash keeps symbols that share their first bytes in nearby buckets: IEX
+    /// sends its per-symbol spin (and much else) in symbol order, so lookups stay in cache, and
+    /// the map's tag bytes keep the clustered probes short. Measured on the DEEP sample's full
+    /// path: 1.3 to 1.5 times faster than a full-avalanche hash (murmur3's finalizer) in a
+    /// `HashMap`, and than an open-addressing table of 16-byte slots under either hash (linear
+    /// probing on the clustered hash, or Fibonacci hashing). Keeping the key in the bucket
+    /// matters too: an index of bare ids checked against `symbols` (80 KiB instead of 256) was
+    /// slower, its two loads depending on each other.
+    ids: HashMap<u64, u32, BuildHasherDefault<IdHasher>>,
     symbols: Vec<Symbol>,
     /// The last symbol looked up and its id: messages of one symbol come in runs (the pre-market
     /// spin's `P`/`O`/`H`/`I`, a transaction's price levels, an execution's trade).
@@ -41,7 +33,7 @@ impl SymbolTable {
     /// Room for `capacity` symbols before anything allocates.
     pub fn with_capacity(capacity: usize) -> Self {
         SymbolTable {
-            ids: HashTable::with_capacity(capacity),
+            ids: HashMap::with_capacity_and_hasher(capacity, BuildHasherDefault::default()),
             symbols: Vec::with_capacity(capacity),
             last: None,
             growths: 0,
@@ -51,47 +43,36 @@ impl SymbolTable {
     /// The id of `symbol`, assigning the next one on first sight. The bool is true when the id is new.
     #[inline]
     pub fn intern(&mut self, symbol: Symbol) -> (u32, bool) {
-        let key = key(&symbol);
+        let key = u64::from_le_bytes(symbol.0);
         if let Some((k, id)) = self.last
             && k == key
         {
             return (id, false);
         }
-        if let Some(&id) = self.ids.find(hash(key), |&id| self.symbols_key(id) == key) {
+        if let Some(&id) = self.ids.get(&key) {
             self.last = Some((key, id));
             return (id, false);
         }
-        self.insert(symbol, key)
-    }
-
-    #[inline]
-    fn symbols_key(&self, id: u32) -> u64 {
-        key(&self.symbols[id as usize])
-    }
-
-    #[cold]
-    fn insert(&mut self, symbol: Symbol, k: u64) -> (u32, bool) {
-        if self.symbols.len() == self.symbols.capacity() || self.ids.len() == self.ids.capacity() {
+        if self.symbols.len() == self.symbols.capacity() {
             self.growths += 1;
         }
         let id = self.symbols.len() as u32;
         self.symbols.push(symbol);
-        let symbols = &self.symbols;
-        self.ids.insert_unique(hash(k), id, |&i| hash(key(&symbols[i as usize])));
-        self.last = Some((k, id));
+        self.ids.insert(key, id);
+        self.last = Some((key, id));
         (id, true)
     }
 
     /// The id of a symbol already seen.
     #[inline]
     pub fn get(&self, symbol: Symbol) -> Option<u32> {
-        let key = key(&symbol);
+        let key = u64::from_le_bytes(symbol.0);
         if let Some((k, id)) = self.last
             && k == key
         {
             return Some(id);
         }
-        self.ids.find(hash(key), |&id| self.symbols_key(id) == key).copied()
+        self.ids.get(&key).copied()
     }
 
     /// The symbol of an id.
