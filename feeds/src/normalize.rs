@@ -803,35 +803,29 @@ impl<R: RecordSink> Normalizer<R> {
         }
         let depth = u8::try_from(applied.depth).unwrap_or(u8::MAX);
         let flags = self.book_flags(feed, id, true);
+        // MBP-1 and MBP-10 differ only in their type, rtype and levels.
+        macro_rules! mbp {
+            ($ty:ident, $rtype:expr, $levels:expr) => {
+                self.sink.record(&$ty {
+                    hd: RecordHeader::new::<$ty>($rtype, st.publisher, id + 1, ts(m.timestamp())),
+                    price: px(price),
+                    size,
+                    action: action as u8 as c_char,
+                    side: dbn_side(side),
+                    flags,
+                    depth,
+                    ts_recv: st.ts_recv,
+                    ts_in_delta: st.ts_in_delta,
+                    sequence: st.sequence,
+                    levels: $levels,
+                })
+            };
+        }
         if self.config.mbp1 && applied.bbo_changed {
-            self.sink.record(&Mbp1Msg {
-                hd: RecordHeader::new::<Mbp1Msg>(rtype::MBP_1, st.publisher, id + 1, ts(m.timestamp())),
-                price: px(price),
-                size,
-                action: action as u8 as c_char,
-                side: dbn_side(side),
-                flags,
-                depth,
-                ts_recv: st.ts_recv,
-                ts_in_delta: st.ts_in_delta,
-                sequence: st.sequence,
-                levels: [bbo_level(bbo)],
-            });
+            mbp!(Mbp1Msg, rtype::MBP_1, [bbo_level(bbo)]);
         }
         if self.config.mbp10 && applied.shallowest < 10 {
-            self.sink.record(&Mbp10Msg {
-                hd: RecordHeader::new::<Mbp10Msg>(rtype::MBP_10, st.publisher, id + 1, ts(m.timestamp())),
-                price: px(price),
-                size,
-                action: action as u8 as c_char,
-                side: dbn_side(side),
-                flags,
-                depth,
-                ts_recv: st.ts_recv,
-                ts_in_delta: st.ts_in_delta,
-                sequence: st.sequence,
-                levels: self.top10(id),
-            });
+            mbp!(Mbp10Msg, rtype::MBP_10, self.top10(id));
         }
     }
 

@@ -146,11 +146,6 @@ impl LevelBooks {
         Applied { closed: true, bbo_changed, previous, depth, shallowest }
     }
 
-    /// Number of books.
-    pub fn books(&self) -> usize {
-        self.books.len()
-    }
-
     /// The BBO as of the last closed transaction.
     pub fn bbo(&self, book: u32) -> Bbo {
         self.books.get(book as usize).map(|b| b.published).unwrap_or_default()
