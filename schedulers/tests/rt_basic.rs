@@ -1,0 +1,327 @@
+//! The runtime end to end: spawn and join, wakes across workers, pinning, local tasks, panics, cancellation,
+//! bounded storage, timers on a manual clock, shutdown without leaks.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use weir_schedulers::rt::{self, Runtime, Shutdown};
+use weir_schedulers::time::ManualClock;
+use weir_schedulers::{Idle, SpawnError};
+
+fn runtime(workers: usize) -> Runtime {
+    Runtime::builder().unpinned_workers(workers).build().unwrap()
+}
+
+/// Counts live instances: a leak shows up as a count that does not return to zero.
+struct Live(Arc<AtomicUsize>);
+impl Clone for Live {
+    fn clone(&self) -> Self {
+        Live::track(&self.0)
+    }
+}
+impl Live {
+    fn new() -> (Live, Arc<AtomicUsize>) {
+        let count = Arc::new(AtomicUsize::new(0));
+        (Live::track(&count), count)
+    }
+    fn track(count: &Arc<AtomicUsize>) -> Live {
+        count.fetch_add(1, Ordering::SeqCst);
+        Live(count.clone())
+    }
+}
+impl Drop for Live {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Pending until `fire` is called (from anywhere).
+#[derive(Clone, Default)]
+struct Trigger(Arc<Mutex<(bool, Option<Waker>)>>);
+impl Trigger {
+    fn fire(&self) {
+        let waker = {
+            let mut state = self.0.lock().unwrap();
+            state.0 = true;
+            state.1.take()
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+}
+impl Future for Trigger {
+    type Output = ();
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let mut state = self.0.lock().unwrap();
+        if state.0 {
+            Poll::Ready(())
+        } else {
+            state.1 = Some(cx.waker().clone());
+            Poll::Pending
+        }
+    }
+}
+
+#[test]
+fn spawn_and_join_many() {
+    let rt = runtime(2);
+    let total: u64 = rt.block_on(async {
+        let handles: Vec<_> = (0..10_000u64).map(|i| rt::spawn(async move { i }).unwrap()).collect();
+        let mut total = 0;
+        for handle in handles {
+            total += handle.await.unwrap();
+        }
+        total
+    });
+    assert_eq!(total, (0..10_000u64).sum());
+    let polled: u64 = rt.stats().iter().map(|s| s.tasks_polled).sum();
+    assert!(polled >= 10_000, "{polled}");
+}
+
+#[test]
+fn tasks_spawned_inside_tasks_and_nested_joins() {
+    let rt = runtime(2);
+    let out = rt.block_on(async {
+        rt::spawn(async {
+            let inner: Vec<_> = (0..100).map(|i| rt::spawn(async move { i * 2 }).unwrap()).collect();
+            let mut sum = 0;
+            for h in inner {
+                sum += h.await.unwrap();
+            }
+            sum
+        })
+        .unwrap()
+        .await
+        .unwrap()
+    });
+    assert_eq!(out, 9900);
+}
+
+#[test]
+fn panic_is_returned_to_the_join_handle() {
+    let rt = runtime(1);
+    let err = rt.block_on(async { rt::spawn(async { panic!("boom {}", 7) }).unwrap().await.unwrap_err() });
+    assert!(err.is_panic());
+    assert!(err.to_string().contains("boom 7"), "{err}");
+    // The worker survived.
+    assert_eq!(rt.block_on(async { rt::spawn(async { 5 }).unwrap().await.unwrap() }), 5);
+}
+
+#[test]
+fn abort_cancels_an_idle_task_and_drops_its_future() {
+    let rt = runtime(2);
+    let (live, count) = Live::new();
+    let trigger = Trigger::default();
+    let waiting = trigger.clone();
+    let handle = rt
+        .spawn(async move {
+            let _live = live;
+            waiting.await;
+            1
+        })
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    handle.abort();
+    let err = rt.block_on(handle).unwrap_err();
+    assert!(err.is_cancelled(), "{err}");
+    assert_eq!(count.load(Ordering::SeqCst), 0);
+    trigger.fire(); // a late wake of a cancelled task is harmless
+}
+
+#[test]
+fn spawn_on_runs_on_that_worker_only() {
+    let rt = runtime(2);
+    let handle = rt.handle().clone();
+    let seen = rt.block_on(async move {
+        let mut seen = Vec::new();
+        for _ in 0..50 {
+            let h = handle.clone();
+            let on = handle
+                .spawn_on(1, async move {
+                    let mut workers = Vec::new();
+                    for _ in 0..5 {
+                        workers.push(h.current_worker());
+                        rt::yield_now().await;
+                    }
+                    workers
+                })
+                .unwrap();
+            seen.extend(on.await.unwrap());
+        }
+        seen
+    });
+    assert!(seen.iter().all(|w| *w == Some(1)), "{seen:?}");
+    assert_eq!(rt.spawn_on(2, async {}).unwrap_err(), SpawnError::NoSuchWorker);
+}
+
+#[test]
+fn spawn_local_runs_a_non_send_future_on_its_worker() {
+    let rt = runtime(2);
+    let handle = rt.handle().clone();
+    let out = rt.block_on(async move {
+        let h = handle.clone();
+        handle
+            .spawn(async move {
+                let me = h.current_worker();
+                let local = rt::spawn_local(async move {
+                    let shared = std::rc::Rc::new(std::cell::Cell::new(0));
+                    for i in 0..10 {
+                        shared.set(shared.get() + i);
+                        rt::yield_now().await;
+                    }
+                    (shared.get(), h.current_worker())
+                })
+                .unwrap();
+                let (sum, ran_on) = local.await.unwrap();
+                (sum, ran_on == me)
+            })
+            .unwrap()
+            .await
+            .unwrap()
+    });
+    assert_eq!(out, (45, true));
+    // Off a worker it is an error, not a panic.
+    assert_eq!(rt::spawn_local(async {}).unwrap_err(), SpawnError::NoSuchWorker);
+}
+
+#[test]
+fn bounded_storage_refuses_when_full_and_recovers() {
+    let rt = Runtime::builder().unpinned_workers(1).bounded(4, 256).build().unwrap();
+    let trigger = Trigger::default();
+    let handles: Vec<_> = (0..4)
+        .map(|_| {
+            let t = trigger.clone();
+            rt.spawn(t).unwrap()
+        })
+        .collect();
+    assert!(matches!(rt.spawn(async {}), Err(SpawnError::Full { slots: 4 })));
+    let big = [0u8; 512];
+    assert!(matches!(rt.spawn(async move { big.len() }), Err(SpawnError::TooLarge { .. })));
+    trigger.fire();
+    for h in handles {
+        rt.block_on(h).unwrap();
+    }
+    // Slots come back once tasks and handles are gone.
+    assert_eq!(rt.block_on(rt.spawn(async { 3 }).unwrap()).unwrap(), 3);
+}
+
+#[test]
+fn shutdown_cancels_idle_tasks_without_leaks() {
+    let (live, count) = Live::new();
+    let rt = runtime(2);
+    let mut handles = Vec::new();
+    for _ in 0..100 {
+        let l = live.clone();
+        let t = Trigger::default();
+        handles.push(
+            rt.spawn(async move {
+                let _l = l;
+                t.await; // never fired: idle forever
+            })
+            .unwrap(),
+        );
+    }
+    drop(live);
+    std::thread::sleep(Duration::from_millis(20));
+    let report = rt.shutdown(Shutdown::Cancel);
+    assert_eq!(report.alive_at_start, 100);
+    assert_eq!(report.cancelled, 100);
+    assert_eq!(count.load(Ordering::SeqCst), 0, "futures leaked");
+    for h in handles {
+        assert!(rt::block_on(h).unwrap_err().is_cancelled());
+    }
+}
+
+#[test]
+fn drain_lets_tasks_finish() {
+    let rt = runtime(2);
+    let done = Arc::new(AtomicUsize::new(0));
+    for _ in 0..50 {
+        let d = done.clone();
+        rt.spawn(async move {
+            for _ in 0..100 {
+                rt::yield_now().await;
+            }
+            d.fetch_add(1, Ordering::SeqCst);
+        })
+        .unwrap();
+    }
+    let report = rt.shutdown(Shutdown::Drain { timeout_ns: 5_000_000_000 });
+    assert_eq!(done.load(Ordering::SeqCst), 50);
+    assert_eq!(report.cancelled, 0);
+}
+
+#[test]
+fn timers_fire_on_the_injected_clock() {
+    let clock = Arc::new(ManualClock::new(0));
+    let rt = Runtime::builder()
+        .unpinned_workers(2)
+        .idle(Idle::SpinThenPark { spins: 16 })
+        .timer_tick_ns(1_000)
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let order = Arc::new(Mutex::new(Vec::new()));
+    let mut handles = Vec::new();
+    for (i, ms) in [(0u32, 30u64), (1, 10), (2, 20)] {
+        let order = order.clone();
+        let handle = rt.handle().clone();
+        handles.push(
+            rt.spawn(async move {
+                weir_schedulers::time::Sleep::for_ns(handle, ms * 1_000_000).await;
+                order.lock().unwrap().push(i);
+            })
+            .unwrap(),
+        );
+    }
+    std::thread::sleep(Duration::from_millis(30));
+    assert!(order.lock().unwrap().is_empty(), "fired before the clock moved");
+    for step in 1..=40 {
+        clock.set(step * 1_000_000);
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    for h in handles {
+        rt.block_on(h).unwrap();
+    }
+    assert_eq!(*order.lock().unwrap(), vec![1, 2, 0]);
+    let fired: u64 = rt.stats().iter().map(|s| s.timers_fired).sum();
+    assert_eq!(fired, 3);
+}
+
+#[test]
+fn timeout_on_the_real_clock() {
+    let rt = runtime(1);
+    let out = rt.block_on(async {
+        rt::spawn(async {
+            let slow = rt::timeout(Duration::from_millis(5), Trigger::default()).await;
+            let fast = rt::timeout(Duration::from_secs(5), async { 7 }).await;
+            (slow, fast)
+        })
+        .unwrap()
+        .await
+        .unwrap()
+    });
+    assert_eq!(out, (Err(weir_schedulers::time::Elapsed), Ok(7)));
+}
+
+#[test]
+fn pinned_workers_report_their_cpu() {
+    let cpus = weir_hw::pin::current_thread_affinity().unwrap();
+    let rt = Runtime::builder().workers(cpus.iter().copied().take(2)).build().unwrap();
+    let handle = rt.handle().clone();
+    for (worker, cpu) in cpus.iter().take(2).enumerate() {
+        let on = rt
+            .block_on(rt.spawn_on(worker, async { weir_hw::pin::current_thread_affinity().unwrap() }).unwrap())
+            .unwrap();
+        assert_eq!(on, vec![*cpu]);
+    }
+    assert_eq!(handle.worker_cpus(), cpus.iter().take(2).map(|c| Some(*c)).collect::<Vec<_>>());
+    // A CPU the process may not use is an error naming the worker and CPU.
+    let err = Runtime::builder().workers([4000]).build().unwrap_err();
+    assert!(err.to_string().contains("worker 0") && err.to_string().contains("cpu 4000"), "{err}");
+}
