@@ -39,19 +39,17 @@ impl Drop for Live {
     }
 }
 
-/// Pending until `fire` is called (from anywhere).
+/// Pending until `fire` is called (from anywhere); any number of waiters.
 #[derive(Clone, Default)]
-struct Trigger(Arc<Mutex<(bool, Option<Waker>)>>);
+struct Trigger(Arc<Mutex<(bool, Vec<Waker>)>>);
 impl Trigger {
     fn fire(&self) {
-        let waker = {
+        let wakers = {
             let mut state = self.0.lock().unwrap();
             state.0 = true;
-            state.1.take()
+            std::mem::take(&mut state.1)
         };
-        if let Some(waker) = waker {
-            waker.wake();
-        }
+        wakers.into_iter().for_each(Waker::wake);
     }
 }
 impl Future for Trigger {
@@ -61,7 +59,7 @@ impl Future for Trigger {
         if state.0 {
             Poll::Ready(())
         } else {
-            state.1 = Some(cx.waker().clone());
+            state.1.push(cx.waker().clone());
             Poll::Pending
         }
     }

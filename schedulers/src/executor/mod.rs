@@ -299,6 +299,7 @@ impl Handle {
     }
 
     /// Spawn on whatever runtime the current thread is a worker of.
+    #[cfg(feature = "std")]
     pub(crate) fn current() -> Option<Handle> {
         context::with_worker(|ctx| ctx.map(|ctx| ctx.handle.clone()))
     }
@@ -356,17 +357,19 @@ impl Handle {
         TaskId(own.unwrap_or_else(|| self.shared.next_id.fetch_add(1, Ordering::Relaxed) * stride + stride - 1))
     }
 
-    /// Stop: workers exit after their current turn. Used by the std layer's shutdown.
-    pub(crate) fn begin_shutdown(&self) {
+    /// Shutdown step 1: refuse new spawns and make every worker leave [`Worker::run`] after its current turn (each
+    /// then drains its queues and cancels its local tasks). The `std` layer calls this; embedders that run the
+    /// workers themselves call it, wait for every `run` to return, then call [`Handle::cancel_remaining`].
+    pub fn begin_shutdown(&self) {
         self.shared.shutdown.store(true, Ordering::Release);
         for index in 0..self.shared.workers.len() {
             self.shared.park.unpark(index);
         }
     }
 
-    /// After every worker has exited: cancel what is left (idle tasks, queued tasks), clear timers. Returns how many
-    /// tasks it cancelled.
-    pub(crate) fn cancel_remaining(&self) -> usize {
+    /// Shutdown step 2, after every worker's `run` returned: cancel every task still alive (idle or queued) on the
+    /// calling thread, and drop the timers' wakers. Returns how many tasks were alive.
+    pub fn cancel_remaining(&self) -> usize {
         let shared = &*self.shared;
         let before = shared.owned.len();
         shared.owned.close_and_shutdown_all();
@@ -462,6 +465,8 @@ impl Shared {
         let worker = &self.workers[index];
         if worker.parked.load(Ordering::SeqCst) && worker.parked.swap(false, Ordering::SeqCst) {
             self.num_parked.fetch_sub(1, Ordering::SeqCst);
+            // Whoever clears a parked flag counts the worker as searching: it wakes believing so (`unpark_self`).
+            self.num_searching.fetch_add(1, Ordering::SeqCst);
             self.park.unpark(index);
         }
     }

@@ -268,6 +268,11 @@ where
     /// `RUNNING` → `COMPLETE`: notify the join handle (or drop the output nobody will read), leave the owned list,
     /// and drop our reference plus the list's.
     fn complete(self) {
+        // Leave the owned list first, so that once the join handle sees the output, the runtime's count of live
+        // tasks no longer includes this one (a drain waits on that count).
+        // SAFETY: a borrowed view of our own reference, for the scheduler to find the task in its list.
+        let me = ManuallyDrop::new(unsafe { Task::from_raw(self.raw()) });
+        let released = self.cell().scheduler.release(&me);
         let before = self.header().state.transition_to_complete();
         if !before.is_join_interested() {
             // Nobody will read it; `COMPLETE` without join interest makes it ours to drop.
@@ -280,9 +285,6 @@ where
                 }
             });
         }
-        // SAFETY: a borrowed view of our own reference, for the scheduler to find the task in its list.
-        let me = ManuallyDrop::new(unsafe { Task::from_raw(self.raw()) });
-        let released = self.cell().scheduler.release(&me);
         let count = match released {
             Some(list_ref) => {
                 core::mem::forget(list_ref);
