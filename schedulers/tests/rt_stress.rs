@@ -233,7 +233,10 @@ fn pollers_run_every_turn_while_tasks_flood() {
     for h in handles {
         rt.block_on(h).unwrap();
     }
-    let stats = rt.stats();
+    // Final counters: published at worker exit.
+    let handle = rt.handle().clone();
+    drop(rt);
+    let stats = handle.stats();
     let w0 = stats[0];
     // Every turn calls the poller once, and a turn runs at most `budget` tasks.
     assert!(w0.poller_calls >= w0.turns.saturating_sub(1), "{w0:?}");
@@ -276,7 +279,9 @@ fn idle_workers_steal_from_a_busy_one() {
             .await
             .unwrap()
     });
-    let stats = rt.stats();
+    let handle = rt.handle().clone();
+    drop(rt);
+    let stats = handle.stats();
     assert!(stats[1].steals + stats[1].injector_pulls > 0, "worker 1 never took work: {stats:?}");
     assert!(on_worker[1].load(Ordering::Relaxed) > 0, "worker 1 ran nothing");
 }

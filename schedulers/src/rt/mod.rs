@@ -139,7 +139,7 @@ impl Builder {
         self
     }
 
-    /// The clock for timers (default: [`TscClock`]).
+    /// The clock for timers (default: [`TscClock`]; [`MonotonicClock`](crate::time::MonotonicClock) under Miri).
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = Some(clock);
         self
@@ -181,7 +181,10 @@ impl Builder {
             topology,
         };
         let park = Arc::new(ThreadPark { threads: (0..n).map(|_| OnceLock::new()).collect() });
-        let clock = self.clock.unwrap_or_else(|| Arc::new(TscClock::new()));
+        let clock = self.clock.unwrap_or_else(|| {
+            // Miri cannot execute RDTSC.
+            if cfg!(miri) { Arc::new(crate::time::MonotonicClock::new()) } else { Arc::new(TscClock::new()) }
+        });
         let (handle, workers) = executor::new(config, Box::new(ArcPark(park.clone())), clock);
         let mut pollers: Vec<Vec<Box<dyn Poller>>> = (0..n).map(|_| Vec::new()).collect();
         for (worker, poller) in self.pollers {

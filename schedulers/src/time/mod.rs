@@ -81,3 +81,32 @@ impl Clock for TscClock {
         self.clock.delta_as_nanos(self.origin, self.clock.raw())
     }
 }
+
+/// `std::time::Instant` (the OS monotonic clock, ~20-40 ns a read): where the TSC cannot be used, e.g. under Miri.
+#[cfg(feature = "std")]
+#[derive(Debug, Clone, Copy)]
+pub struct MonotonicClock {
+    origin: std::time::Instant,
+}
+
+#[cfg(feature = "std")]
+impl MonotonicClock {
+    /// A clock reading 0 now.
+    pub fn new() -> Self {
+        MonotonicClock { origin: std::time::Instant::now() }
+    }
+}
+
+#[cfg(feature = "std")]
+impl Default for MonotonicClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(feature = "std")]
+impl Clock for MonotonicClock {
+    fn now_ns(&self) -> u64 {
+        self.origin.elapsed().as_nanos() as u64
+    }
+}
