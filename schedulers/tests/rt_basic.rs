@@ -284,12 +284,20 @@ fn timers_fire_on_the_injected_clock() {
     }
     std::thread::sleep(Duration::from_millis(30));
     assert!(order.lock().unwrap().is_empty(), "fired before the clock moved");
-    for step in 1..=40 {
-        clock.set(step * 1_000_000);
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    for h in handles {
-        rt.block_on(h).unwrap();
+    // Move the clock to just before, then past, each deadline; each sleeper wakes exactly when its deadline passes.
+    let wait_for = |len: usize| {
+        let until = std::time::Instant::now() + Duration::from_secs(60);
+        while order.lock().unwrap().len() < len && std::time::Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    };
+    for (deadline_ms, expect) in [(10u64, vec![1u32]), (20, vec![1, 2]), (30, vec![1, 2, 0])] {
+        clock.set(deadline_ms * 1_000_000 - 1);
+        std::thread::sleep(Duration::from_millis(if cfg!(miri) { 50 } else { 5 }));
+        assert_eq!(order.lock().unwrap().len(), expect.len() - 1, "fired early at {deadline_ms} ms - 1 ns");
+        clock.set(deadline_ms * 1_000_000);
+        wait_for(expect.len());
+        assert_eq!(*order.lock().unwrap(), expect);
     }
     assert_eq!(*order.lock().unwrap(), vec![1, 2, 0]);
     // Counters are published at the end of a turn, which may be just after the join handles resolved.

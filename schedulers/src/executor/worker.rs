@@ -94,7 +94,11 @@ impl Worker {
         let _entered = context::enter(&ctx);
         let shared = &*ctx.handle.shared;
         let me = &shared.workers[index];
-        let mut expired: Vec<Waker> = Vec::new();
+        // Bounded mode promises no allocation after start-up: room for every timer firing in one turn, now.
+        let mut expired: Vec<Waker> = match shared.storage {
+            crate::task::storage::Storage::Slab(_) => Vec::with_capacity(shared.timers_per_worker),
+            crate::task::storage::Storage::Heap => Vec::new(),
+        };
         let mut idle_turns: u32 = 0;
         let mut searching = false;
         while !shared.shutdown.load(Ordering::Acquire) {

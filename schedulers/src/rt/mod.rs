@@ -25,6 +25,9 @@
 //!
 //! Every `JoinHandle` of a task that did not finish resolves to a cancelled `JoinError`; no task memory is leaked.
 
+// The std layer: std paths are the point here.
+#![allow(clippy::std_instead_of_core, clippy::std_instead_of_alloc)]
+
 use std::cell::RefCell;
 use std::future::Future;
 use std::io;

@@ -256,7 +256,7 @@ pub struct JoinError {
 enum Repr {
     Cancelled,
     #[cfg(feature = "std")]
-    Panic(std::boxed::Box<dyn core::any::Any + Send + 'static>),
+    Panic(alloc::boxed::Box<dyn core::any::Any + Send + 'static>),
 }
 
 impl JoinError {
@@ -265,7 +265,7 @@ impl JoinError {
     }
 
     #[cfg(feature = "std")]
-    pub(crate) fn panic(id: TaskId, payload: std::boxed::Box<dyn core::any::Any + Send + 'static>) -> Self {
+    pub(crate) fn panic(id: TaskId, payload: alloc::boxed::Box<dyn core::any::Any + Send + 'static>) -> Self {
         JoinError { id, repr: Repr::Panic(payload) }
     }
 
@@ -286,7 +286,7 @@ impl JoinError {
 
     /// The panic payload, to resume it or read its message; `Err(self)` if the task was cancelled.
     #[cfg(feature = "std")]
-    pub fn try_into_panic(self) -> Result<std::boxed::Box<dyn core::any::Any + Send + 'static>, JoinError> {
+    pub fn try_into_panic(self) -> Result<alloc::boxed::Box<dyn core::any::Any + Send + 'static>, JoinError> {
         match self.repr {
             Repr::Panic(payload) => Ok(payload),
             Repr::Cancelled => Err(self),
@@ -301,7 +301,7 @@ impl JoinError {
                 payload
                     .downcast_ref::<&'static str>()
                     .copied()
-                    .or_else(|| payload.downcast_ref::<std::string::String>().map(|s| s.as_str()))
+                    .or_else(|| payload.downcast_ref::<alloc::string::String>().map(|s| s.as_str()))
                     .unwrap_or("(non-string payload)"),
             ),
         }

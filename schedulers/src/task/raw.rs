@@ -400,7 +400,7 @@ where
 fn catch_panic<R>(id: TaskId, f: impl FnOnce() -> R) -> Result<R, JoinError> {
     #[cfg(feature = "std")]
     {
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|payload| JoinError::panic(id, payload))
+        std::panic::catch_unwind(core::panic::AssertUnwindSafe(f)).map_err(|payload| JoinError::panic(id, payload))
     }
     #[cfg(not(feature = "std"))]
     {

@@ -476,7 +476,7 @@ mod tests {
         for d in [10, 10, 10] {
             w.insert(d, d).unwrap();
         }
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let result = std::panic::catch_unwind(core::panic::AssertUnwindSafe(|| {
             w.advance(10, |_, _| panic!("fire panicked"));
         }));
         assert!(result.is_err());
