@@ -77,7 +77,7 @@ fn on_runtime(clock: &quanta::Clock, seconds: u64, budget: Option<u32>) -> Histo
         .idle_on(0, Idle::BusyPoll)
         .poller(0, move || {
             if stop_flag.load(Ordering::Relaxed) {
-                if recorder.histogram.len() > 0 {
+                if !recorder.histogram.is_empty() {
                     let h = std::mem::replace(&mut recorder.histogram, Histogram::new(3).unwrap());
                     *slot.lock().unwrap() = Some(h);
                 }
