@@ -1,4 +1,5 @@
-//! Per-worker counters: kept as plain integers by the worker, published once per turn with relaxed stores to a
+//! Per-worker counters: kept as plain integers by the worker, published after every busy turn (and every 128th idle
+//! one, and when parking or exiting) with relaxed stores to a
 //! cache-padded block that any thread may read. No read-modify-write, no shared line written by two threads: a
 //! reader costs the worker at most a cache miss on its next publish.
 

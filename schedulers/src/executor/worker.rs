@@ -43,7 +43,8 @@ pub(crate) struct Core {
     /// Ready pinned tasks woken on this worker.
     pub(crate) pinned: Fifo,
     lifo_streak: u32,
-    picks: u32,
+    /// Picks left before the shared queues go first again.
+    until_shared_first: u32,
     pub(crate) stats: WorkerStats,
 }
 
@@ -86,7 +87,7 @@ impl Worker {
                 lifo: None,
                 pinned: Fifo::default(),
                 lifo_streak: 0,
-                picks: 0,
+                until_shared_first: SHARED_QUEUE_INTERVAL,
                 stats: WorkerStats::default(),
             }),
             next_task_seq: Cell::new(0),
@@ -195,7 +196,10 @@ fn turn(ctx: &WorkerCtx, pollers: &mut [Box<dyn Poller>], expired: &mut Vec<Wake
     stats.poller_calls += pollers.len() as u64;
     stats.poller_busy += poller_busy;
     stats.timers_fired += fired as u64;
-    me.stats.publish(stats);
+    // Publishing is a handful of stores to our own line; idle spinning turns publish every 128th time only.
+    if busy || stats.turns.is_multiple_of(128) {
+        me.stats.publish(stats);
+    }
     busy
 }
 
@@ -203,8 +207,9 @@ fn turn(ctx: &WorkerCtx, pollers: &mut [Box<dyn Poller>], expired: &mut Vec<Wake
 fn next_task(ctx: &WorkerCtx, shared: &Shared) -> Option<Notified> {
     let me = &shared.workers[ctx.index];
     let mut core = ctx.core.borrow_mut();
-    core.picks = core.picks.wrapping_add(1);
-    if core.picks.is_multiple_of(SHARED_QUEUE_INTERVAL) {
+    core.until_shared_first -= 1;
+    if core.until_shared_first == 0 {
+        core.until_shared_first = SHARED_QUEUE_INTERVAL;
         if let Some(task) = me.inbox.pop() {
             core.stats.inbox_tasks += 1;
             return Some(task);
