@@ -280,6 +280,40 @@ fn loom_drop_join_races_completion() {
     });
 }
 
+/// Yields once, then completes.
+struct YieldOnce(bool);
+impl Future for YieldOnce {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.0 {
+            return Poll::Ready(());
+        }
+        self.0 = true;
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}
+
+/// A task that wakes itself while running is pushed again by its poller while another thread may already pop it,
+/// run it to completion and free it: every reference balances (loom reports the task's scheduler `Arc` leaked
+/// otherwise) and the task completes once.
+#[test]
+fn loom_self_wake_races_a_thief() {
+    loom::model(|| {
+        let sched = Sched::default();
+        drop(sched.spawn(YieldOnce(false)));
+        let thief = {
+            let sched = sched.clone();
+            thread::spawn(move || sched.run_all())
+        };
+        sched.run_all();
+        thief.join().unwrap();
+        sched.run_all();
+        assert!(sched.0.queue.lock().unwrap().is_empty());
+        assert_eq!(sched.0.owned.lock().unwrap().len(), 0);
+    });
+}
+
 // ---------------------------------------------------------------- injector
 
 /// Two producers and a consumer on the injector: every task comes out once and runs.

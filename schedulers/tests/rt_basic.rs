@@ -8,35 +8,14 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
+mod common;
+use common::Live;
 use weir_schedulers::rt::{self, Runtime, Shutdown};
 use weir_schedulers::time::ManualClock;
 use weir_schedulers::{Idle, SpawnError};
 
 fn runtime(workers: usize) -> Runtime {
     Runtime::builder().unpinned_workers(workers).build().unwrap()
-}
-
-/// Counts live instances: a leak shows up as a count that does not return to zero.
-struct Live(Arc<AtomicUsize>);
-impl Clone for Live {
-    fn clone(&self) -> Self {
-        Live::track(&self.0)
-    }
-}
-impl Live {
-    fn new() -> (Live, Arc<AtomicUsize>) {
-        let count = Arc::new(AtomicUsize::new(0));
-        (Live::track(&count), count)
-    }
-    fn track(count: &Arc<AtomicUsize>) -> Live {
-        count.fetch_add(1, Ordering::SeqCst);
-        Live(count.clone())
-    }
-}
-impl Drop for Live {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
-    }
 }
 
 /// Pending until `fire` is called (from anywhere); any number of waiters.
@@ -342,4 +321,76 @@ fn pinned_workers_report_their_cpu() {
     // A CPU the process may not use is an error naming the worker and CPU.
     let err = Runtime::builder().workers([4000]).build().unwrap_err();
     assert!(err.to_string().contains("worker 0") && err.to_string().contains("cpu 4000"), "{err}");
+}
+
+#[test]
+fn builder_errors_name_the_problem() {
+    let err = Runtime::builder().unpinned_workers(1).poller(3, || false).build().unwrap_err();
+    assert!(err.to_string().contains("worker 3"), "{err}");
+    let err = Runtime::builder().build().unwrap_err();
+    assert!(err.to_string().contains("at least one worker"), "{err}");
+    let err = Runtime::builder().unpinned_workers(1).idle_on(2, Idle::BusyPoll).build().unwrap_err();
+    assert!(err.to_string().contains("worker 2"), "{err}");
+    let err = Runtime::builder().unpinned_workers(1).timer_tick_ns(0).build().unwrap_err();
+    assert!(err.to_string().contains("timer tick of 0 ns"), "{err}");
+    let err = Runtime::builder().unpinned_workers(1).bounded(0, 256).build().unwrap_err();
+    assert!(err.to_string().contains("0 slots"), "{err}");
+    let err = Runtime::builder().unpinned_workers(1).bounded(1 << 20, usize::MAX / 2).build().unwrap_err();
+    assert!(err.to_string().contains("overflows"), "{err}");
+}
+
+#[test]
+fn block_on_inside_a_task_is_refused_not_deadlocked() {
+    let rt = Arc::new(runtime(1));
+    let inner = rt.clone();
+    let err = rt.block_on(rt.spawn(async move { inner.block_on(async { 1 }) }).unwrap()).unwrap_err();
+    assert!(err.is_panic() && err.to_string().contains("worker thread"), "{err}");
+    drop(rt);
+}
+
+#[test]
+fn a_sleeping_worker_parks_instead_of_spinning_to_the_deadline() {
+    // A coarse tick (16.8 ms), so that the 30 ms deadline sits well inside the tick the worker wakes into.
+    let rt = Runtime::builder()
+        .unpinned_workers(1)
+        .idle(Idle::SpinThenPark { spins: 16 })
+        .timer_tick_ns(1 << 24)
+        .build()
+        .unwrap();
+    rt.block_on(async { rt::spawn(async { rt::sleep(Duration::from_millis(30)).await }).unwrap().await.unwrap() });
+    let handle = rt.handle().clone();
+    drop(rt);
+    let stats = handle.stats()[0];
+    // Spinning through the rest of the deadline's tick would be thousands of turns; parking until the exact
+    // deadline is a few dozen.
+    assert!(stats.turns < 1_000, "{stats:?}");
+    assert!(stats.parks >= 1, "{stats:?}");
+}
+
+#[test]
+fn pollers_run_on_their_own_worker() {
+    // (worker the poller belongs to, worker it ran on)
+    type Seen = Arc<Mutex<Vec<(usize, Option<usize>)>>>;
+    let seen: Seen = Arc::default();
+    let rt = Runtime::builder()
+        .unpinned_workers(2)
+        .pollers((0..2).map(|worker| {
+            let seen = seen.clone();
+            let mut calls = 0;
+            let poller: Box<dyn weir_schedulers::Poller> = Box::new(move || {
+                if calls < 3 {
+                    calls += 1;
+                    seen.lock().unwrap().push((worker, rt::current().and_then(|h| h.current_worker())));
+                }
+                false
+            });
+            (worker, poller)
+        }))
+        .build()
+        .unwrap();
+    while seen.lock().unwrap().len() < 6 {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    drop(rt);
+    assert!(seen.lock().unwrap().iter().all(|(worker, ran_on)| Some(*worker) == *ran_on), "{:?}", seen.lock().unwrap());
 }

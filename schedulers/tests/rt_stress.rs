@@ -8,26 +8,14 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
+mod common;
+use common::Live;
 use weir_schedulers::rt::{self, Runtime, Shutdown};
 use weir_schedulers::{Idle, SpawnError};
 
 /// Scale down under Miri, which runs ~1000x slower.
 const fn scaled(n: usize) -> usize {
     if cfg!(miri) { n / 100 + 2 } else { n }
-}
-
-/// Counts live instances; a leak shows as a count that does not return to zero.
-struct Live(Arc<AtomicUsize>);
-impl Live {
-    fn track(count: &Arc<AtomicUsize>) -> Live {
-        count.fetch_add(1, Ordering::SeqCst);
-        Live(count.clone())
-    }
-}
-impl Drop for Live {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
-    }
 }
 
 #[derive(Default)]

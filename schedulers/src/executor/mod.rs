@@ -249,7 +249,8 @@ impl Handle {
         self.shared.inject.len()
     }
 
-    /// Sleeps that found their worker's timer wheel full and fell back to re-polling until their deadline.
+    /// Sleeps that fell back to re-polling until their deadline: their worker's timer wheel was full, or the
+    /// runtime was shutting down.
     pub fn timer_overflows(&self) -> u64 {
         self.shared.timer_overflows.load(Ordering::Relaxed)
     }
@@ -404,44 +405,49 @@ pub(crate) enum Why {
 impl Shared {
     pub(crate) fn schedule(&self, task: Notified, why: Why) {
         let pinned = task.header().pinned_to;
-        let task = context::with_worker(|ctx| {
+        // `Ok(true)`: queued on this worker where others may steal it; `Ok(false)`: queued where only this worker
+        // runs it (LIFO slot, pinned FIFO); `Err(task)`: not on one of our workers, use the shared queues.
+        let queued = context::with_worker(|ctx| {
             let ctx = match ctx {
                 Some(ctx) if core::ptr::eq(&*ctx.handle.shared, self) => ctx,
-                _ => return Some(task),
+                _ => return Err(task),
             };
             // A re-entrant borrow (scheduling from inside a drop the worker runs under its borrow) takes the
             // shared path instead.
-            let Ok(mut core) = ctx.core.try_borrow_mut() else { return Some(task) };
+            let Ok(mut core) = ctx.core.try_borrow_mut() else { return Err(task) };
             if pinned != UNPINNED {
                 if pinned as usize != ctx.index {
-                    return Some(task);
+                    return Err(task);
                 }
                 core.pinned.push(task);
-                return None;
+                return Ok(false);
             }
             match why {
-                Why::Woken => {
-                    if let Some(previous) = core.lifo.replace(task) {
+                Why::Woken => match core.lifo.replace(task) {
+                    Some(previous) => {
                         core.push_back(previous, self);
+                        Ok(true)
                     }
+                    None => Ok(false),
+                },
+                Why::Yield | Why::Spawn => {
+                    core.push_back(task, self);
+                    Ok(true)
                 }
-                Why::Yield | Why::Spawn => core.push_back(task, self),
             }
-            None
         });
-        let Some(task) = task else {
-            // Queued on this worker: others may steal it, so wake a parked one if nobody is looking.
-            if pinned == UNPINNED {
+        match queued {
+            // Stealable work appeared: wake a parked worker if nobody is looking.
+            Ok(true) => self.notify_parked(),
+            Ok(false) => {}
+            Err(task) if pinned != UNPINNED => {
+                self.workers[pinned as usize].inbox.push(task);
+                self.notify_worker(pinned as usize);
+            }
+            Err(task) => {
+                self.inject.push(task);
                 self.notify_parked();
             }
-            return;
-        };
-        if pinned != UNPINNED {
-            self.workers[pinned as usize].inbox.push(task);
-            self.notify_worker(pinned as usize);
-        } else {
-            self.inject.push(task);
-            self.notify_parked();
         }
     }
 
@@ -477,6 +483,10 @@ impl Shared {
 
     /// Register a waker for `deadline` on the current worker's wheel (or worker 0's). `None` if the wheel is full.
     pub(crate) fn timer_register(&self, deadline: u64, waker: Waker) -> Option<(u32, TimerKey)> {
+        if self.shutdown.load(Ordering::Acquire) {
+            // No worker advances the wheels any more: the sleep falls back to re-polling until its deadline.
+            return None;
+        }
         let shard = context::with_worker(|ctx| match ctx {
             Some(ctx) if core::ptr::eq(&*ctx.handle.shared, self) => Some(ctx.index),
             _ => None,
@@ -499,16 +509,16 @@ impl Shared {
 
     /// Refresh a pending timer's waker; `false` if it already fired.
     pub(crate) fn timer_update(&self, shard: u32, key: TimerKey, waker: &Waker) -> bool {
-        let mut wheel = self.workers[shard as usize].timers.wheel.lock();
-        match wheel.get_mut(key) {
-            Some(stored) => {
-                if !stored.will_wake(waker) {
-                    stored.clone_from(waker);
-                }
-                true
+        let replaced = {
+            let mut wheel = self.workers[shard as usize].timers.wheel.lock();
+            match wheel.get_mut(key) {
+                Some(stored) if stored.will_wake(waker) => None,
+                Some(stored) => Some(core::mem::replace(stored, waker.clone())),
+                None => return false,
             }
-            None => false,
-        }
+        };
+        drop(replaced); // outside the lock: dropping a waker may free a task
+        true
     }
 
     pub(crate) fn timer_cancel(&self, shard: u32, key: TimerKey) {

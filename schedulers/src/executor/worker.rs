@@ -101,9 +101,11 @@ impl Worker {
             crate::task::storage::Storage::Heap => Vec::new(),
         };
         let mut idle_turns: u32 = 0;
-        let mut searching = false;
+        // Runs the exit steps however the loop ends: shutdown, or a panic out of a poller, a clock or a foreign
+        // waker, which would otherwise leave `num_searching` counting a dead worker (and the others asleep).
+        let mut exit = ExitGuard { ctx: &ctx, searching: false };
         while !shared.shutdown.load(Ordering::Acquire) {
-            let busy = turn(&ctx, &mut pollers, &mut expired, &mut searching);
+            let busy = turn(&ctx, &mut pollers, &mut expired, &mut exit.searching);
             if busy {
                 idle_turns = 0;
                 continue;
@@ -112,27 +114,45 @@ impl Worker {
             match me.idle {
                 Idle::BusyPoll => core::hint::spin_loop(),
                 Idle::SpinThenPark { spins } if idle_turns > spins => {
-                    park(&ctx, &mut searching);
+                    park(&ctx, &mut exit.searching);
                     idle_turns = 0;
                 }
                 Idle::SpinThenPark { .. } => core::hint::spin_loop(),
             }
         }
-        if searching {
+    }
+}
+
+/// The worker's exit steps, run on drop.
+struct ExitGuard<'a> {
+    ctx: &'a WorkerCtx,
+    searching: bool,
+}
+
+impl Drop for ExitGuard<'_> {
+    fn drop(&mut self) {
+        let ctx = self.ctx;
+        let shared = &*ctx.handle.shared;
+        let me = &shared.workers[ctx.index];
+        if self.searching {
             shared.num_searching.fetch_sub(1, Ordering::SeqCst);
         }
-        // Drain: queued entries go unpolled (the owned-list sweep cancels the tasks); local tasks die here.
-        let mut core = ctx.core.borrow_mut();
-        if let Some(task) = core.lifo.take() {
-            task.drop_unpolled();
-        }
-        while let Some(task) = core.local.pop() {
-            task.drop_unpolled();
+        // Leaving while the runtime runs (a panic): hand stealable work to the others. At shutdown: queued entries
+        // go unpolled (the owned-list sweep cancels those tasks).
+        let hand_over = !shared.shutdown.load(Ordering::Acquire);
+        let Ok(mut core) = ctx.core.try_borrow_mut() else { return };
+        let mut stealable = core.lifo.take().into_iter().chain(core::iter::from_fn(|| core.local.pop()));
+        if hand_over {
+            shared.inject.push_batch(&mut stealable);
+            shared.notify_parked();
+        } else {
+            stealable.for_each(Notified::drop_unpolled);
         }
         drop(core::mem::take(&mut core.pinned));
         drop(me.inbox.take_all());
         me.stats.publish(&core.stats);
         drop(core);
+        // Local (`!Send`) tasks die here, on their own thread.
         me.local_owned.lock().close();
         loop {
             let task = me.local_owned.lock().pop();
@@ -227,6 +247,7 @@ fn next_task(ctx: &WorkerCtx, shared: &Shared) -> Option<Notified> {
             return Some(task);
         }
         core.push_back(task, shared);
+        shared.notify_parked();
     }
     core.lifo_streak = 0;
     if let Some(task) = core.pinned.pop() {

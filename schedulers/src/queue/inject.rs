@@ -92,8 +92,17 @@ impl Drop for Fifo {
 /// A locked [`Fifo`] for many producers and consumers.
 #[derive(Debug, Default)]
 pub(crate) struct Inject {
-    fifo: Mutex<Fifo>,
+    locked: Mutex<Locked>,
     len: AtomicUsize,
+}
+
+#[derive(Debug, Default)]
+struct Locked {
+    fifo: Fifo,
+    /// Set by [`Inject::take_all`] at shutdown: later pushes drop their tasks instead of queueing them, so a wake
+    /// racing with shutdown cannot leave a task (and, through it, the runtime) referenced from a queue nobody
+    /// will ever drain.
+    closed: bool,
 }
 
 impl Inject {
@@ -110,9 +119,9 @@ impl Inject {
     }
 
     pub(crate) fn push(&self, task: Notified) {
-        let mut fifo = self.fifo.lock();
-        fifo.push(task);
-        self.len.store(fifo.len(), Ordering::Release);
+        let mut batch = Fifo::default();
+        batch.push(task);
+        self.push_fifo(batch);
     }
 
     /// Push several tasks under one lock; they keep their order.
@@ -120,21 +129,30 @@ impl Inject {
         // Link the batch outside the lock: the tasks are ours until published.
         let mut batch = Fifo::default();
         tasks.for_each(|task| batch.push(task));
-        if batch.is_empty() {
-            return;
+        if !batch.is_empty() {
+            self.push_fifo(batch);
         }
-        let mut fifo = self.fifo.lock();
-        fifo.append(&mut batch);
-        self.len.store(fifo.len(), Ordering::Release);
+    }
+
+    fn push_fifo(&self, mut batch: Fifo) {
+        {
+            let mut locked = self.locked.lock();
+            if !locked.closed {
+                locked.fifo.append(&mut batch);
+                self.len.store(locked.fifo.len(), Ordering::Release);
+            }
+        }
+        // Empty unless the queue was closed: dropped here, outside the lock (dropping may free tasks).
+        drop(batch);
     }
 
     pub(crate) fn pop(&self) -> Option<Notified> {
         if self.is_empty() {
             return None;
         }
-        let mut fifo = self.fifo.lock();
-        let task = fifo.pop();
-        self.len.store(fifo.len(), Ordering::Release);
+        let mut locked = self.locked.lock();
+        let task = locked.fifo.pop();
+        self.len.store(locked.fifo.len(), Ordering::Release);
         task
     }
 
@@ -143,17 +161,18 @@ impl Inject {
         if max == 0 || self.is_empty() {
             return Fifo::default();
         }
-        let mut fifo = self.fifo.lock();
-        let front = fifo.split_front(max);
-        self.len.store(fifo.len(), Ordering::Release);
+        let mut locked = self.locked.lock();
+        let front = locked.fifo.split_front(max);
+        self.len.store(locked.fifo.len(), Ordering::Release);
         front
     }
 
-    /// Take everything (shutdown).
+    /// Shutdown: close the queue (later pushes drop their tasks) and take everything in it.
     pub(crate) fn take_all(&self) -> Fifo {
-        let mut fifo = self.fifo.lock();
+        let mut locked = self.locked.lock();
+        locked.closed = true;
         self.len.store(0, Ordering::Release);
-        core::mem::take(&mut *fifo)
+        core::mem::take(&mut locked.fifo)
     }
 }
 

@@ -100,13 +100,20 @@ impl Builder {
         self
     }
 
-    /// Idle policy for every worker (default: spin 64 empty turns, then park).
+    /// Several pollers at once: `(worker, poller)` pairs.
+    pub fn pollers(mut self, pollers: impl IntoIterator<Item = (usize, Box<dyn Poller>)>) -> Self {
+        self.pollers.extend(pollers);
+        self
+    }
+
+    /// Idle policy for workers without pollers (default: spin 64 empty turns, then park). Workers with pollers
+    /// busy-poll unless [`Builder::idle_on`] says otherwise: a parked worker does not call its pollers.
     pub fn idle(mut self, idle: Idle) -> Self {
         self.idle = idle;
         self
     }
 
-    /// Idle policy for one worker (e.g. busy-poll the NIC worker, park the others).
+    /// Idle policy for one worker, overriding the defaults above.
     pub fn idle_on(mut self, worker: usize, idle: Idle) -> Self {
         self.idle_on.push((worker, idle));
         self
@@ -158,16 +165,35 @@ impl Builder {
     /// cannot be spawned; any workers already started are stopped first.
     pub fn build(self) -> io::Result<Runtime> {
         let n = self.cpus.len();
+        let invalid = |what: String| Err(io::Error::new(io::ErrorKind::InvalidInput, what));
         if n == 0 {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "a runtime needs at least one worker"));
+            return invalid("a runtime needs at least one worker".into());
         }
-        if let Some(&(worker, _)) = self.pollers.iter().chain([].iter()).find(|(w, _)| *w >= n) {
+        if self.timer_tick_ns == 0 || self.timer_tick_ns > 1 << 62 {
+            return invalid(format!("timer tick of {} ns: must be in 1..=2^62", self.timer_tick_ns));
+        }
+        if self.timers_per_worker >= u32::MAX as usize {
+            return invalid(format!("{} timers per worker: must be below 2^32 - 1", self.timers_per_worker));
+        }
+        if let TaskStorage::Bounded { slots, slot_size } = self.storage {
+            if slots == 0 || slots >= u32::MAX as usize {
+                return invalid(format!("bounded storage of {slots} slots: must be in 1..2^32 - 1"));
+            }
+            if slot_size.checked_next_multiple_of(64).and_then(|size| size.checked_mul(slots)).is_none() {
+                return invalid(format!("bounded storage of {slots} slots of {slot_size} bytes overflows"));
+            }
+        }
+        if let Some(&(worker, _)) = self.pollers.iter().find(|(w, _)| *w >= n) {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 format!("poller for worker {worker}, but there are {n} workers"),
             ));
         }
+        // A worker with pollers busy-polls unless told otherwise: a parked worker does not poll its NIC.
         let mut idle = vec![self.idle; n];
+        for &(worker, _) in &self.pollers {
+            idle[worker] = Idle::BusyPoll;
+        }
         for &(worker, policy) in &self.idle_on {
             *idle.get_mut(worker).ok_or_else(|| {
                 io::Error::new(io::ErrorKind::InvalidInput, format!("idle policy for worker {worker} of {n}"))
@@ -352,7 +378,15 @@ impl Runtime {
     }
 
     /// Run `future` to completion on the calling thread (not a worker); tasks it spawns go to the workers.
+    ///
+    /// # Panics
+    /// On a worker thread (of any runtime): blocking a worker would stall its pollers and could deadlock on a task
+    /// only that worker may run.
     pub fn block_on<F: Future>(&self, future: F) -> F::Output {
+        assert!(
+            Handle::current().is_none(),
+            "Runtime::block_on called on a worker thread; await the future instead (or spawn it)"
+        );
         let _enter = enter_handle(&self.handle);
         block_on(future)
     }
@@ -381,6 +415,10 @@ impl Runtime {
         if self.shut_down {
             return 0;
         }
+        assert!(
+            self.handle.current_worker().is_none(),
+            "a weir Runtime was shut down (or dropped) on one of its own workers, which cannot join itself"
+        );
         self.shut_down = true;
         self.handle.begin_shutdown();
         for thread in self.threads.drain(..) {

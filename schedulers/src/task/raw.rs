@@ -189,6 +189,8 @@ where
                 // SAFETY: `transition_to_idle` kept our reference for the queue and set `NOTIFIED`.
                 let task = unsafe { Notified::from_raw(self.raw()) };
                 self.cell().scheduler.yield_now(task);
+                // The extra reference kept the cell (and the handle we just called through) alive until here.
+                self.drop_reference();
             }
             ToIdle::Cancel => {
                 self.cancel_future();
@@ -379,6 +381,15 @@ where
         if harness.header().state.unset_join_interest().is_err() {
             // Completed with join interest: the output is ours to drop.
             harness.drop_stage();
+        } else {
+            // Not complete, and no join interest any more: the completer will not touch the trailer, so the
+            // awaiting task's waker is ours to drop now rather than when this task is freed (which would keep the
+            // awaiter, and in bounded mode its slot, alive that long).
+            let waker = harness.cell().join_waker.with_mut(|waker| {
+                // SAFETY: as above, the trailer is the handle's.
+                unsafe { (*waker).take() }
+            });
+            drop(waker);
         }
         harness.drop_reference();
     }
@@ -427,16 +438,12 @@ unsafe fn clone_waker(data: *const ()) -> RawWaker {
 }
 
 unsafe fn wake_by_val(data: *const ()) {
-    // SAFETY: the waker holds a reference, so the header is live; its reference is consumed below.
-    let ptr = unsafe { NonNull::new_unchecked(data as *mut Header) };
-    // SAFETY: as above.
-    let header = unsafe { ptr.as_ref() };
-    match header.state.transition_to_notified_by_val() {
-        // SAFETY: the waker's reference became the `Notified`'s.
-        ToNotified::Submit => unsafe { (header.vtable.schedule)(ptr) },
-        // SAFETY: the last reference is gone.
-        ToNotified::Dealloc => unsafe { (header.vtable.dealloc)(ptr) },
-        ToNotified::Nothing => {}
+    // Wake by reference, then drop this waker's reference: the push runs on the task's own scheduler handle, which
+    // our reference keeps alive until it returns (tokio does the same, for the same reason).
+    // SAFETY: forwarded: `data` is a live header on which this waker holds a reference.
+    unsafe {
+        wake_by_ref(data);
+        drop_waker(data);
     }
 }
 

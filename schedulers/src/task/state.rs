@@ -17,8 +17,11 @@
 //! 2. A worker pops the `Notified` and calls [`State::transition_to_running`]: `NOTIFIED` → `RUNNING`. The queue's
 //!    reference now stands for "being polled".
 //! 3. Wakes while `RUNNING` only set `NOTIFIED` (no queue push): the poller sees it in
-//!    [`State::transition_to_idle`] and pushes the task itself, reusing its reference. Wakes while idle set
-//!    `NOTIFIED`, add a reference and push. Wakes while notified or complete do nothing.
+//!    [`State::transition_to_idle`] and pushes the task itself, its reference going to the queue and one more
+//!    held until the push returns (the push runs on the task's own scheduler handle; a thief could run and free
+//!    the task before it returns otherwise). Wakes while idle set `NOTIFIED`, add a reference and push; a wake by
+//!    value does that, then drops the waker's reference after the push, for the same reason. Wakes while notified
+//!    or complete do nothing.
 //! 4. `Ready`: [`State::transition_to_complete`] swaps `RUNNING` for `COMPLETE`; the owned list gives its reference
 //!    back and both are dropped together ([`State::ref_dec_n`]).
 //! 5. Cancel: set `CANCELLED`. Whoever next owns the future (the running poller at idle, a worker popping it, or the
@@ -96,7 +99,7 @@ pub(crate) enum ToIdle {
     Idle,
     /// The poller's reference was the last one: free the task.
     Dealloc,
-    /// Woken while running: push it again with the poller's reference.
+    /// Woken while running: push it again with the poller's reference, then drop the extra one added for the push.
     Reschedule,
     /// Cancelled while running: drop the future and complete, still holding the reference.
     Cancel,
@@ -105,12 +108,10 @@ pub(crate) enum ToIdle {
 /// What a waker should do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ToNotified {
-    /// Push a `Notified` (a reference was added for it, or the waker's own is reused).
+    /// Push a `Notified` (a reference was added for it).
     Submit,
     /// Nothing to push.
     Nothing,
-    /// Nothing to push, and the waker's reference was the last: free the task.
-    Dealloc,
 }
 
 pub(crate) struct State {
@@ -162,8 +163,9 @@ impl State {
             }
             let mut next = s.0 & !RUNNING;
             if s.is_notified() {
-                // Keep the poller's reference for the queue.
-                (Some(next), ToIdle::Reschedule)
+                // The poller's reference goes to the queue, and a new one keeps the task (and the scheduler
+                // handle inside it) alive while the poller pushes it: a thief may run and free it meanwhile.
+                (Some(next + REF_ONE), ToIdle::Reschedule)
             } else {
                 debug_assert!(s.refs() >= 1);
                 next -= REF_ONE;
@@ -188,22 +190,6 @@ impl State {
                 (Some(s.0 | NOTIFIED), ToNotified::Nothing)
             } else {
                 (Some((s.0 | NOTIFIED) + REF_ONE), ToNotified::Submit)
-            }
-        })
-    }
-
-    /// `wake` by value: the waker's reference is either handed to the `Notified` or dropped.
-    pub(crate) fn transition_to_notified_by_val(&self) -> ToNotified {
-        self.fetch_update(|s| {
-            if s.is_complete() || s.is_notified() || s.is_running() {
-                let mut next = s.0 - REF_ONE;
-                if s.is_running() {
-                    next |= NOTIFIED;
-                }
-                let action = if Snapshot(next).refs() == 0 { ToNotified::Dealloc } else { ToNotified::Nothing };
-                (Some(next), action)
-            } else {
-                (Some(s.0 | NOTIFIED), ToNotified::Submit)
             }
         })
     }
@@ -310,6 +296,8 @@ mod tests {
         // Woken while running: no push now, reschedule at idle.
         assert_eq!(s.transition_to_notified_by_ref(), ToNotified::Nothing);
         assert_eq!(s.transition_to_idle(), ToIdle::Reschedule);
+        assert_eq!(s.load().refs(), 4); // the queue's, plus one held across the push
+        assert!(!s.ref_dec());
         assert_eq!(s.transition_to_running(), ToRunning::Poll);
         let before = s.transition_to_complete();
         assert!(before.is_running() && before.is_join_interested());
@@ -339,18 +327,5 @@ mod tests {
         assert!(s.transition_to_cancelled_remote());
         assert!(!s.transition_to_cancelled_remote());
         assert_eq!(s.transition_to_running(), ToRunning::Cancel);
-    }
-
-    #[test]
-    fn wake_by_val_hands_over_or_drops_its_reference() {
-        let s = State::new();
-        assert_eq!(s.transition_to_running(), ToRunning::Poll);
-        assert_eq!(s.transition_to_idle(), ToIdle::Idle);
-        s.ref_inc(); // a waker
-        assert_eq!(s.transition_to_notified_by_val(), ToNotified::Submit);
-        assert_eq!(s.load().refs(), 3);
-        s.ref_inc(); // another waker, woken while notified: its reference is dropped
-        assert_eq!(s.transition_to_notified_by_val(), ToNotified::Nothing);
-        assert_eq!(s.load().refs(), 3);
     }
 }

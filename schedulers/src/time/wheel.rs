@@ -175,16 +175,39 @@ impl<T> Wheel<T> {
         Some(self.entries[index as usize].deadline)
     }
 
-    /// A time at or before the earliest pending deadline: the start of the earliest non-empty slot, raised to
-    /// just after [`now`](Self::now) when that slot is the current tick's. An entry inserted with a deadline
-    /// already passed makes this at most that deadline. `None` when empty. O(levels).
+    /// A time at or before the earliest pending deadline: the start of the earliest non-empty slot, or, when that
+    /// slot is the current tick's, the exact earliest deadline in it. An entry inserted with a deadline already
+    /// passed makes this at most that deadline. `None` when empty. O(levels), plus a walk of the current tick's
+    /// slot when it is the earliest.
     pub fn next_expiry(&self) -> Option<u64> {
         if self.heads[EXPIRED as usize] != NIL {
             return Some(self.expired_min);
         }
-        let tick = (0..LEVELS).filter_map(|level| self.next_slot(level)).map(|(start, _)| start).min()?;
-        let start_ns = tick.saturating_mul(1 << self.shift);
-        Some(start_ns.max(self.now_ns.saturating_add(1)))
+        (0..LEVELS)
+            .filter_map(|level| {
+                let (tick, slot) = self.next_slot(level)?;
+                let start_ns = tick.saturating_mul(1 << self.shift);
+                if level == 0 && start_ns <= self.now_ns {
+                    // The current tick's slot: its entries are due later in this tick. Their exact earliest
+                    // deadline, so that a caller sleeping until then neither wakes early nor spins.
+                    Some(self.min_deadline(slot))
+                } else {
+                    Some(start_ns)
+                }
+            })
+            .min()
+    }
+
+    /// The earliest deadline on a list (a walk: a slot of the current tick holds few entries).
+    fn min_deadline(&self, list: usize) -> u64 {
+        let mut index = self.heads[list];
+        let mut earliest = u64::MAX;
+        while index != NIL {
+            let entry = &self.entries[index as usize];
+            earliest = earliest.min(entry.deadline);
+            index = entry.next;
+        }
+        earliest
     }
 
     /// Advances the wheel's time to `now_ns` and calls `fire(key, value)` once for every entry whose deadline is
@@ -400,10 +423,11 @@ mod tests {
         assert_eq!(w.next_expiry(), Some(960));
         assert_eq!(w.advance(960, |_, _| {}), 0);
         assert_eq!(w.next_expiry(), Some(1000));
-        // Sub-tick deadline in the current tick: just after now.
-        let mut w2 = Wheel::new(2, 1024, 1024);
+        // Sub-tick deadline in the current tick: exactly that deadline (a parked worker sleeps until then).
+        let mut w2 = Wheel::new(4, 1024, 1024);
+        w2.insert(1700, ()).unwrap();
         w2.insert(1500, ()).unwrap();
-        assert_eq!(w2.next_expiry(), Some(1025));
+        assert_eq!(w2.next_expiry(), Some(1500));
         // A past deadline makes it at most that deadline.
         w.insert(100, ()).unwrap();
         assert_eq!(w.next_expiry(), Some(100));
