@@ -13,17 +13,22 @@ use weir_schedulers::time::Sleep;
 
 struct Counting;
 
-static WORKER_ALLOCS: AtomicU64 = AtomicU64::new(0);
+/// Allocations on worker threads, one counter per test (the tests run in parallel in one process, and each test's
+/// workers must count only into its own).
+static WORKER_ALLOCS: [AtomicU64; 2] = [AtomicU64::new(0), AtomicU64::new(0)];
+const BOUNDED: usize = 0;
+const UNBOUNDED: usize = 1;
 
 thread_local! {
-    static ON_WORKER: Cell<bool> = const { Cell::new(false) };
+    /// Which test's worker this thread is, if any.
+    static ON_WORKER: Cell<Option<usize>> = const { Cell::new(None) };
 }
 
 // SAFETY: forwards to the system allocator; the counter and thread-local flag do not allocate.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if ON_WORKER.try_with(|on| on.get()).unwrap_or(false) {
-            WORKER_ALLOCS.fetch_add(1, Ordering::Relaxed);
+        if let Some(test) = ON_WORKER.try_with(|on| on.get()).unwrap_or(None) {
+            WORKER_ALLOCS[test].fetch_add(1, Ordering::Relaxed);
         }
         // SAFETY: forwarded contract.
         unsafe { System.alloc(layout) }
@@ -80,11 +85,11 @@ fn bounded_runtime_allocates_nothing_after_warm_up() {
         .bounded(2048, 256)
         .timers_per_worker(1024)
         .poller(0, || {
-            ON_WORKER.with(|on| on.set(true));
+            ON_WORKER.with(|on| on.set(Some(BOUNDED)));
             false
         })
         .poller(1, || {
-            ON_WORKER.with(|on| on.set(true));
+            ON_WORKER.with(|on| on.set(Some(BOUNDED)));
             false
         })
         .build()
@@ -92,11 +97,11 @@ fn bounded_runtime_allocates_nothing_after_warm_up() {
     // Warm-up: first-use costs (thread-local initialisation) happen here.
     run_round(&rt, 1000);
     std::thread::sleep(Duration::from_millis(10));
-    let before = WORKER_ALLOCS.load(Ordering::Relaxed);
+    let before = WORKER_ALLOCS[BOUNDED].load(Ordering::Relaxed);
     for _ in 0..3 {
         run_round(&rt, 1000);
     }
-    let after = WORKER_ALLOCS.load(Ordering::Relaxed);
+    let after = WORKER_ALLOCS[BOUNDED].load(Ordering::Relaxed);
     assert!(before > 0 || after == 0, "the counter never saw a worker allocation at all: is the flag set?");
     assert_eq!(after - before, 0, "worker threads allocated {} times after warm-up", after - before);
 }
@@ -108,13 +113,13 @@ fn unbounded_runtime_allocates_per_spawn() {
     let rt = Runtime::builder()
         .unpinned_workers(1)
         .poller(0, || {
-            ON_WORKER.with(|on| on.set(true));
+            ON_WORKER.with(|on| on.set(Some(UNBOUNDED)));
             false
         })
         .build()
         .unwrap();
     run_round(&rt, 100);
-    let before = WORKER_ALLOCS.load(Ordering::Relaxed);
+    let before = WORKER_ALLOCS[UNBOUNDED].load(Ordering::Relaxed);
     run_round(&rt, 100);
-    assert!(WORKER_ALLOCS.load(Ordering::Relaxed) - before >= 100);
+    assert!(WORKER_ALLOCS[UNBOUNDED].load(Ordering::Relaxed) - before >= 100);
 }

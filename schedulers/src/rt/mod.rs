@@ -214,7 +214,7 @@ impl Builder {
             // Miri cannot execute RDTSC.
             if cfg!(miri) { Arc::new(crate::time::MonotonicClock::new()) } else { Arc::new(TscClock::new()) }
         });
-        let (handle, workers) = executor::new(config, Box::new(ArcPark(park.clone())), clock);
+        let (handle, workers) = executor::new(config, Box::new(park.clone()), clock);
         let mut pollers: Vec<Vec<Box<dyn Poller>>> = (0..n).map(|_| Vec::new()).collect();
         for (worker, poller) in self.pollers {
             pollers[worker].push(poller);
@@ -290,9 +290,7 @@ struct ThreadPark {
     threads: Box<[OnceLock<Thread>]>,
 }
 
-struct ArcPark(Arc<ThreadPark>);
-
-impl Park for ArcPark {
+impl Park for Arc<ThreadPark> {
     fn park(&self, _worker: usize, timeout_ns: Option<u64>) {
         match timeout_ns {
             Some(ns) => thread::park_timeout(Duration::from_nanos(ns)),
@@ -301,7 +299,7 @@ impl Park for ArcPark {
     }
 
     fn unpark(&self, worker: usize) {
-        if let Some(thread) = self.0.threads[worker].get() {
+        if let Some(thread) = self.threads[worker].get() {
             thread.unpark();
         }
     }

@@ -340,7 +340,7 @@ where
                 // SAFETY: `COMPLETE` with join interest: the output is the handle's alone.
                 match core::mem::replace(unsafe { &mut *stage }, Stage::Consumed) {
                     Stage::Finished(output) => output,
-                    _ => unreachable!("JoinHandle polled after it returned Ready"),
+                    _ => panic!("JoinHandle polled again after it returned Ready"),
                 }
             });
             let dst = dst.cast::<Poll<Result<F::Output, JoinError>>>();
