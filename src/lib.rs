@@ -14,5 +14,8 @@
 pub mod book_view;
 pub mod capture;
 pub mod dbn_out;
+pub mod harness;
 pub mod jsonl;
+pub mod lcore;
+pub mod nic;
 pub mod replay;

@@ -290,6 +290,50 @@ pub fn replay<S: MessageSink>(
         capture.truncated_records += s.truncated_records;
         capture.bytes += s.bytes;
     }
+    let mut report = report_of(
+        &handler,
+        &Tally {
+            packets: capture.packets,
+            capture_bytes: capture.bytes,
+            short_captures: capture.short_captures,
+            truncated_records: capture.truncated_records,
+            other_traffic: counts.other_traffic,
+            corrupt_frames: counts.corrupt,
+            sequencing_events: tracking.events,
+            errors: tracking.errors,
+        },
+        elapsed,
+    );
+    report.first_errors = tracking.first_errors;
+    report.gzip_backend = lines.iter().any(|r| r.is_gzip()).then_some(crate::capture::GZIP_BACKEND);
+    report.arbitration = arbitration;
+    Ok(report)
+}
+
+/// Counts kept outside the feed handler, for [`report_of`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Tally {
+    /// Packets (frames) read.
+    pub packets: u64,
+    /// Bytes read (uncompressed capture bytes; frame bytes for a NIC).
+    pub capture_bytes: u64,
+    /// Packets captured shorter than on the wire.
+    pub short_captures: u64,
+    /// Records cut off at the end of a capture.
+    pub truncated_records: u64,
+    /// Frames that are not IPv4/UDP.
+    pub other_traffic: u64,
+    /// Frames cut inside a header or with impossible fields.
+    pub corrupt_frames: u64,
+    /// Sequencing events seen by the sink.
+    pub sequencing_events: u64,
+    /// Faults found.
+    pub errors: u64,
+}
+
+/// A report from a feed handler's counters and the caller's own; `first_errors`, `gzip_backend`,
+/// `arbitration`, `dbn_records` and `books` are left for the caller.
+pub fn report_of(handler: &FeedHandler, tally: &Tally, elapsed: f64) -> ReplayReport {
     let fs = handler.stats();
     let ss = handler.seq_stats();
     let mut messages_by_type = BTreeMap::new();
@@ -306,24 +350,24 @@ pub fn replay<S: MessageSink>(
         }
     }
     let rate = |x: f64| if elapsed > 0.0 { x / elapsed } else { 0.0 };
-    Ok(ReplayReport {
-        packets: capture.packets,
+    ReplayReport {
+        packets: tally.packets,
         segments: fs.segments,
         heartbeats: fs.heartbeats,
         messages: fs.messages,
         messages_by_type,
         unknown_types: fs.unknown_types(),
         unknown_by_type,
-        truncated_records: capture.truncated_records,
+        truncated_records: tally.truncated_records,
         gaps: GapReport { count: ss.gaps, messages_missing: ss.messages_missing },
         resets: ss.resets,
         sessions: ss.sessions,
         duplicates: DuplicateReport { segments: ss.segments_duplicate, messages: ss.messages_duplicate },
         late_fill_messages: ss.messages_recovered,
-        short_captures: capture.short_captures,
+        short_captures: tally.short_captures,
         udp_length_mismatches: fs.length_mismatches,
-        other_traffic: counts.other_traffic,
-        corrupt_frames: counts.corrupt,
+        other_traffic: tally.other_traffic,
+        corrupt_frames: tally.corrupt_frames,
         non_iex_datagrams: fs.not_iex,
         unknown_protocol_segments: fs.unknown_protocol,
         bad_sequence_segments: fs.bad_sequence,
@@ -332,19 +376,19 @@ pub fn replay<S: MessageSink>(
         messages_lost_in_segment: fs.messages_lost_in_segment,
         empty_blocks: fs.empty_blocks,
         offset_mismatches: ss.offset_mismatches,
-        sequencing_events: tracking.events,
-        capture_bytes: capture.bytes,
+        sequencing_events: tally.sequencing_events,
+        capture_bytes: tally.capture_bytes,
         payload_bytes: fs.bytes,
         elapsed_s: elapsed,
         messages_per_s: rate(fs.messages as f64),
-        mb_per_s: rate(capture.bytes as f64 / 1e6),
-        errors: tracking.errors,
-        first_errors: tracking.first_errors,
-        gzip_backend: lines.iter().any(|r| r.is_gzip()).then_some(crate::capture::GZIP_BACKEND),
-        arbitration,
+        mb_per_s: rate(tally.capture_bytes as f64 / 1e6),
+        errors: tally.errors,
+        first_errors: Vec::new(),
+        gzip_backend: None,
+        arbitration: None,
         dbn_records: BTreeMap::new(),
         books: None,
-    })
+    }
 }
 
 #[derive(Default)]

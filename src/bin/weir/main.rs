@@ -7,6 +7,10 @@ use std::io::{self, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+mod bench;
+mod run;
+mod send;
+
 use clap::{Parser, Subcommand, ValueEnum};
 use weir::book_view::{self, BookWatch};
 use weir::dbn_out::DbnFile;
@@ -30,6 +34,15 @@ enum Command {
     Replay(ReplayArgs),
     /// Print one symbol's books (levels, sizes, order counts, BBO, status) from a capture.
     Book(BookArgs),
+    /// Run a feed from a NIC queue (pcap replay, UDP multicast, DPDK) through the poll loop on an
+    /// executor worker, into DBN records.
+    Run(run::RunArgs),
+    /// Send a capture's UDP datagrams again, as multicast to their recorded groups and ports
+    /// (a test feed for `weir run --nic udp:...` or a DPDK port on another interface).
+    Send(send::SendArgs),
+    /// Measurement harnesses (`weir bench latency`).
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
 }
 
 #[derive(clap::Args, Debug)]
@@ -115,6 +128,9 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Replay(args) => run_replay(args),
         Command::Book(args) => run_book(args),
+        Command::Run(args) => run::run(args),
+        Command::Send(args) => send::run(args),
+        Command::Bench(cmd) => bench::run(cmd),
     }
 }
 

@@ -1,0 +1,212 @@
+//! `weir run`: a feed from a NIC queue (or an A/B pair) through the poll loop on a pinned
+//! executor worker, into DBN records.
+
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use weir::dbn_out::DbnFile;
+use weir::lcore::{PollLoop, RunReport, StopWhen};
+use weir::nic::RxQueue;
+use weir::nic::any::AnyRx;
+use weir::nic::spec::{Group, NicSpec};
+use weir_schedulers::rt::{Runtime, Shutdown};
+
+use crate::PublisherArgs;
+
+#[derive(clap::Args, Debug)]
+pub(crate) struct RunArgs {
+    /// The A line: `pcap:FILE[,pace=max|recorded|xN]`, `udp:GROUP:PORT[,iface=NAME]` or
+    /// `dpdk:DEVICE[,queue=Q][,group=GROUP:PORT]`.
+    #[arg(long, value_name = "SPEC")]
+    nic: String,
+    /// The B line of the same feed: the first copy of each segment wins.
+    #[arg(long = "b-nic", value_name = "SPEC")]
+    b_nic: Option<String>,
+    /// Pin the poll loop's worker to this CPU (unpinned by default).
+    #[arg(long, value_name = "N")]
+    cpu: Option<u32>,
+    /// Write the DBN records to OUT (`.dbn`, or `.dbn.zst` for zstd).
+    #[arg(long, value_name = "OUT.dbn[.zst]")]
+    out: Option<PathBuf>,
+    /// Write the counters as one JSON object to PATH (`-` for stdout): `weir replay`'s keys plus
+    /// `nic` (per queue) and `filtered`.
+    #[arg(long = "stats-json", value_name = "PATH|-")]
+    stats_json: Option<String>,
+    /// End the run after MS milliseconds without a frame (a drained device, a quiet feed).
+    #[arg(long = "idle-exit", value_name = "MS")]
+    idle_exit: Option<u64>,
+    /// DPDK EAL arguments, one string (default: `-l 0 --no-huge -m 256 --no-shconf --no-pci
+    /// --log-level=lib.eal:error`).
+    #[arg(long, value_name = "'EAL ARGS'", allow_hyphen_values = true)]
+    eal: Option<String>,
+    /// Seconds between progress lines on stderr (0: none).
+    #[arg(long, default_value_t = 1.0)]
+    progress_every: f64,
+    /// No progress and no summary.
+    #[arg(long, short)]
+    quiet: bool,
+    #[command(flatten)]
+    publishers: PublisherArgs,
+}
+
+pub(crate) fn run(args: RunArgs) -> ExitCode {
+    let fail = |code: u8, msg: String| {
+        eprintln!("weir run: {msg}");
+        ExitCode::from(code)
+    };
+    let mut specs = vec![args.nic.as_str()];
+    specs.extend(args.b_nic.as_deref());
+    let specs: Vec<NicSpec> = match specs.iter().map(|s| NicSpec::parse(s)).collect() {
+        Ok(s) => s,
+        Err(e) => return fail(2, e.to_string()),
+    };
+    if let Some(cpu) = args.cpu
+        && let Err(e) = check_cpu(cpu)
+    {
+        return fail(2, e);
+    }
+    let eal: Vec<String> =
+        args.eal.as_deref().map(|e| e.split_whitespace().map(str::to_owned).collect()).unwrap_or_default();
+    let mut lines = Vec::new();
+    let mut groups: Vec<Group> = Vec::new();
+    for spec in &specs {
+        if let NicSpec::Dpdk { groups: g, .. } = spec {
+            groups.extend(g);
+        }
+        match AnyRx::open(spec, &eal) {
+            Ok(q) => lines.push(q),
+            Err(e) => return fail(2, e.to_string()),
+        }
+    }
+    let records = match &args.out {
+        Some(path) => match DbnFile::create(path) {
+            Ok(f) => f,
+            Err(e) => return fail(1, e.to_string()),
+        },
+        None => DbnFile::counting(),
+    };
+    let poll_loop = PollLoop::with_observer(lines, args.publishers.config(), records, ())
+        .admit(&groups)
+        .stop_when(StopWhen { idle_ns: args.idle_exit.map(|ms| ms * 1_000_000) });
+    let live = poll_loop.live();
+    let names: Vec<String> = poll_loop.lines().iter().map(|q| q.name()).collect();
+
+    // One worker runs the poll loop as its poller: pinned with --cpu, busy-polling.
+    let (done_tx, done_rx) = mpsc::channel();
+    let builder = Runtime::builder().name("weir-lcore");
+    let builder = match args.cpu {
+        Some(cpu) => builder.workers([cpu]),
+        None => builder.unpinned_workers(1),
+    };
+    let runtime = match builder.poller(0, poll_loop.into_poller(done_tx)).build() {
+        Ok(rt) => rt,
+        Err(e) => return fail(1, format!("starting the worker: {e}")),
+    };
+    if !args.quiet {
+        eprintln!(
+            "weir run: {} on {}",
+            names.join(" + "),
+            args.cpu.map(|c| format!("cpu {c}")).unwrap_or_else(|| "an unpinned worker".into())
+        );
+    }
+    let start = Instant::now();
+    let every = Duration::from_secs_f64(args.progress_every.max(0.0));
+    let mut last = (0u64, start);
+    let mut finished = loop {
+        match done_rx.recv_timeout(if every.is_zero() { Duration::from_millis(200) } else { every }) {
+            Ok(l) => break l,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                if !args.quiet && !every.is_zero() {
+                    let now = Instant::now();
+                    let packets = live.packets.load(Ordering::Relaxed);
+                    let pps = (packets - last.0) as f64 / now.duration_since(last.1).as_secs_f64();
+                    eprintln!(
+                        "{:>7.1}s  {packets} packets ({pps:.0}/s)  {} messages  {} records",
+                        now.duration_since(start).as_secs_f64(),
+                        live.messages.load(Ordering::Relaxed),
+                        live.records.load(Ordering::Relaxed)
+                    );
+                    last = (packets, now);
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                let _ = runtime.shutdown(Shutdown::Cancel);
+                return fail(1, "the poll loop's worker ended without handing back its state".into());
+            }
+        }
+    };
+    let _ = runtime.shutdown(Shutdown::Cancel);
+    let mut report: RunReport = finished.report();
+    report.replay.dbn_records = finished.books().sink().inner.counts();
+    let records = std::mem::replace(&mut finished.books_mut().sink_mut().inner, DbnFile::counting());
+    if let Err(e) = records.finish(finished.books()) {
+        return fail(1, format!("writing DBN: {e}"));
+    }
+    if let Some(dest) = &args.stats_json {
+        let json = match serde_json::to_string_pretty(&report) {
+            Ok(j) => j,
+            Err(e) => return fail(1, format!("serialising stats: {e}")),
+        };
+        let written =
+            if dest == "-" { writeln!(io::stdout().lock(), "{json}") } else { std::fs::write(dest, json + "\n") };
+        if let Err(e) = written {
+            return fail(1, format!("writing {dest}: {e}"));
+        }
+    }
+    if !args.quiet {
+        let _ = io::stderr().write_all(summary(&report, args.out.as_deref()).as_bytes());
+    }
+    ExitCode::SUCCESS
+}
+
+fn check_cpu(cpu: u32) -> Result<(), String> {
+    let allowed = weir_hw::pin::current_thread_affinity().map_err(|e| format!("--cpu {cpu}: {e}"))?;
+    if allowed.contains(&cpu) {
+        Ok(())
+    } else {
+        Err(format!("--cpu {cpu}: not a CPU this process may run on (allowed: {allowed:?})"))
+    }
+}
+
+fn summary(r: &RunReport, out: Option<&std::path::Path>) -> String {
+    use std::fmt::Write as _;
+    let p = &r.replay;
+    let mut s = String::new();
+    for q in &r.nic {
+        let st = &q.stats;
+        let _ = writeln!(
+            s,
+            "  {}: {} packets, {} bytes, {} bursts, missed {}, no buffer {}, errors {}",
+            q.name, st.packets, st.bytes, st.bursts, st.missed, st.no_buffer, st.errors
+        );
+    }
+    let _ = writeln!(
+        s,
+        "  packets {}   segments {} ({} heartbeats)   messages {}   records {}   filtered {}",
+        p.packets, p.segments, p.heartbeats, p.messages, r.records, r.filtered
+    );
+    let _ = writeln!(
+        s,
+        "  gaps {} ({} messages missing)   late fills {}   duplicates {} messages   other traffic {}   errors {}",
+        p.gaps.count, p.gaps.messages_missing, p.late_fill_messages, p.duplicates.messages, p.other_traffic, p.errors
+    );
+    if let Some(a) = &p.arbitration {
+        let _ = writeln!(
+            s,
+            "  A/B: {} segments from A, {} from B, {} dropped as already seen",
+            a.taken_a, a.taken_b, a.dropped
+        );
+    }
+    if let Some(out) = out {
+        let _ = writeln!(s, "  wrote {}", out.display());
+    }
+    let _ = writeln!(s, "  {:.3} s   {:.0} messages/s", p.elapsed_s, p.messages_per_s);
+    for e in &p.first_errors {
+        let _ = writeln!(s, "  error: {e}");
+    }
+    s
+}
