@@ -293,16 +293,17 @@ impl<Q: RxQueue, R: RecordSink, O: Observer> PollLoop<Q, R, O> {
                 },
             };
             let records_before = books.sink().records;
-            let dup_before = handler.seq_stats().segments_duplicate;
-            let dup_msgs_before = handler.seq_stats().messages_duplicate;
+            let before = two_lines.then(|| (handler.stats().messages, *handler.seq_stats()));
             handler.on_datagram(payload, missing, f.rx_ns, &mut Tracked { inner: books, log, events });
-            if two_lines {
-                let ss = handler.seq_stats();
-                if ss.segments_duplicate != dup_before {
-                    self.arbitration_dropped.0 += 1;
-                    self.arbitration_dropped.1 += ss.messages_duplicate - dup_msgs_before;
-                } else {
+            if let Some((messages, seq)) = before {
+                // A/B: a segment that delivered messages was taken from this line; one the other
+                // line had delivered already was dropped (the sequencer counted it a duplicate).
+                let now = handler.seq_stats();
+                if handler.stats().messages != messages {
                     self.taken[line] += 1;
+                } else if now.segments_duplicate != seq.segments_duplicate {
+                    self.arbitration_dropped.0 += 1;
+                    self.arbitration_dropped.1 += now.messages_duplicate - seq.messages_duplicate;
                 }
             }
             if O::TIMED && books.sink().records != records_before {

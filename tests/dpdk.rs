@@ -28,11 +28,9 @@ fn vdev(driver: &str) -> String {
     format!("{driver}_t{}", SEQ.fetch_add(1, Ordering::Relaxed))
 }
 
-/// A scratch directory for this process, made on first use.
+/// A scratch file of this process's own in the temp directory.
 fn scratch(file: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("weir-dpdk-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(file)
+    std::env::temp_dir().join(format!("weir-dpdk-test-{}-{file}", std::process::id()))
 }
 
 /// A small port: its own pool of `mbufs`, short rings.
@@ -314,4 +312,38 @@ fn errors_name_the_device() {
     let preset = dpdk::eal_preset("test").unwrap();
     dpdk::init_eal(&preset).unwrap();
     std::fs::remove_file(&file).ok();
+}
+
+/// `weir run` in its own process (one EAL per process): stats JSON on stdout.
+fn weir_run(args: &[&str]) -> serde_json::Value {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_weir")).arg("run").args(args).output().unwrap();
+    assert!(out.status.success(), "weir run {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn net_pcap_and_the_pcap_backend_make_the_same_dbn_bytes() {
+    // The acceptance check: one capture, two paths (DPDK's net_pcap driver, weir's own pcap
+    // reader), the same DBN file byte for byte and the same counters.
+    let file = scratch("same-dbn.pcap");
+    write_pcap(&file, false, &read_capture(Path::new(REAL_CAPTURE)));
+    let (a, b) = (scratch("via-dpdk.dbn"), scratch("via-pcap.dbn"));
+    let nic = format!("dpdk:net_pcap_cli0,rx_pcap={},group=233.215.21.4:10378", file.display());
+    let via_dpdk =
+        weir_run(&["--nic", &nic, "--idle-exit", "500", "--out", a.to_str().unwrap(), "--stats-json", "-", "-q"]);
+    let nic = format!("pcap:{}", file.display());
+    let via_pcap = weir_run(&["--nic", &nic, "--out", b.to_str().unwrap(), "--stats-json", "-", "-q"]);
+    let (da, db) = (std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+    assert!(da.len() > 1_000_000, "{} DBN bytes", da.len());
+    assert!(da == db, "DBN output differs: {} vs {} bytes", da.len(), db.len());
+    for key in ["packets", "messages", "segments", "gaps", "dbn_records", "errors", "records"] {
+        assert_eq!(via_dpdk[key], via_pcap[key], "{key}");
+    }
+    assert_eq!(via_dpdk["messages"], 48325);
+    let q = &via_dpdk["nic"][0];
+    assert!(q["name"].as_str().unwrap().starts_with("dpdk:net_pcap_cli0"), "{q}");
+    assert_eq!((q["packets"].as_u64(), q["missed"].as_u64(), q["no_buffer"].as_u64()), (Some(5000), Some(0), Some(0)));
+    for f in [&file, &a, &b] {
+        let _ = std::fs::remove_file(f);
+    }
 }

@@ -18,9 +18,16 @@
 //! `rte_eal_init` fails with `EALREADY` even after `rte_eal_cleanup`. [`init_eal`] runs it once,
 //! behind a `OnceLock`, from a dedicated thread that then stays parked: `rte_eal_init` pins its
 //! caller to the main lcore's CPU, which must not be a worker or a test thread that should roam.
-//! Asking again with the same arguments is a no-op; with different ones, an error
-//! ([`DpdkError::EalMismatch`]). Empty arguments mean the [`TEST_PRESET`]: no hugepages, no
-//! shared config (so several processes run side by side), no PCI scan.
+//! Asking again with the same arguments, or with none, is a no-op; with different ones, an error
+//! ([`DpdkError::EalMismatch`]). Empty arguments with no EAL running mean the [`TEST_PRESET`]: no
+//! hugepages, no shared config (so several processes run side by side), no PCI scan.
+//!
+//! # Errors
+//!
+//! Control-plane failures are [`DpdkError`]s that name the DPDK call, the device as given and
+//! `rte_strerror`'s text. Drivers often say why only in DPDK's log (`net_pcap`: "Couldn't open
+//! FILE"), and some fail with no error code at all, so [`Port::open`] also keeps what DPDK logged
+//! meanwhile (the log still reaches its usual stream) and quotes it in the error.
 //!
 //! # Threads and lcores
 //!
@@ -69,9 +76,9 @@ use super::{BURST, Frame, Framing, LinkType, QueueStats, RxQueue, TimestampSourc
 
 /// EAL arguments for tests and machines without hugepages or a NIC: one lcore (CPU 0), 256 MB
 /// of ordinary memory, no shared runtime files (any number of processes at once), no PCI scan,
-/// EAL's banner hidden.
+/// no telemetry socket, EAL's banner hidden.
 pub const TEST_PRESET: &[&str] =
-    &["-l", "0", "--no-huge", "-m", "256", "--no-shconf", "--no-pci", "--log-level=lib.eal:error"];
+    &["-l", "0", "--no-huge", "-m", "256", "--no-shconf", "--no-pci", "--no-telemetry", "--log-level=lib.eal:error"];
 
 /// The EAL arguments of a named preset: `test` ([`TEST_PRESET`]). Production arguments depend on
 /// the host (cores, hugepages, the NIC's PCI address) and are given in full.

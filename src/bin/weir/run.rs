@@ -40,7 +40,7 @@ pub(crate) struct RunArgs {
     #[arg(long = "idle-exit", value_name = "MS")]
     idle_exit: Option<u64>,
     /// DPDK EAL arguments, one string (default: `-l 0 --no-huge -m 256 --no-shconf --no-pci
-    /// --log-level=lib.eal:error`).
+    /// --no-telemetry --log-level=lib.eal:error`).
     #[arg(long, value_name = "'EAL ARGS'", allow_hyphen_values = true)]
     eal: Option<String>,
     /// Seconds between progress lines on stderr (0: none).

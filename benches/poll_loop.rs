@@ -1,0 +1,93 @@
+//! The poll loop's throughput against a bare receive loop over the same queue, same run.
+//!
+//! The queue is an in-memory replay of the TOPS 1.6 sample's 13,022 frames (57,674 messages),
+//! looped: at each wrap the IEX-TP sequence numbers and stream offsets move on by one pass, so the
+//! sequencer sees one endless, gap-free stream and every message is decoded, booked and turned
+//! into DBN records (none are dropped as duplicates). Frames are lent from memory, never copied,
+//! so the bare loop costs next to nothing: this measures the handler's own throughput.
+//!
+//! - `bare_rx`: rx_burst and touch one byte of each frame (the baseline);
+//! - `peel`: rx_burst and the frame peel;
+//! - `poll_loop`: `weir::lcore::PollLoop`: peel, sequence, decode, books, DBN records (discarded).
+//!
+//! Against a DPDK device (`net_null`, `net_ring`) the same comparison is `benches/dpdk_loop.rs`
+//! (feature `dpdk`). Run: `cargo bench --bench poll_loop`.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use common::LoopRx;
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use weir::harness::Discard;
+use weir::lcore::PollLoop;
+use weir::nic::RxQueue;
+use weir_feeds::frame::{LinkType, peel_udp};
+use weir_feeds::normalize::NormalizerConfig;
+
+mod common;
+
+/// Polls until `packets` frames have gone by; returns the time taken.
+fn timed(packets: u64, mut poll: impl FnMut() -> usize) -> Duration {
+    let start = Instant::now();
+    let mut seen = 0;
+    while seen < packets {
+        seen += poll() as u64;
+    }
+    start.elapsed()
+}
+
+fn bench(c: &mut Criterion) {
+    const PACKETS: u64 = 13_022 * 4;
+    let mut g = c.benchmark_group("poll_loop_tops16");
+    g.throughput(Throughput::Elements(PACKETS));
+    g.sample_size(20);
+    g.measurement_time(Duration::from_secs(8));
+
+    let mut q = LoopRx::tops16();
+    g.bench_function("bare_rx", |b| {
+        b.iter_custom(|iters| {
+            (0..iters)
+                .map(|_| {
+                    timed(PACKETS, || {
+                        let n = q.rx_burst();
+                        for i in 0..n {
+                            black_box(q.frame(i).data[14]);
+                        }
+                        n
+                    })
+                })
+                .sum()
+        })
+    });
+    let mut q = LoopRx::tops16();
+    g.bench_function("peel", |b| {
+        b.iter_custom(|iters| {
+            (0..iters)
+                .map(|_| {
+                    timed(PACKETS, || {
+                        let n = q.rx_burst();
+                        for i in 0..n {
+                            let _ = black_box(peel_udp(LinkType::Ethernet, q.frame(i).data));
+                        }
+                        n
+                    })
+                })
+                .sum()
+        })
+    });
+    let mut l = PollLoop::new(LoopRx::tops16(), NormalizerConfig::default(), Discard);
+    // Warm: symbols interned, books sized, as after the pre-market spin.
+    timed(13_022, || l.poll());
+    g.bench_function("poll_loop", |b| b.iter_custom(|iters| (0..iters).map(|_| timed(PACKETS, || l.poll())).sum()));
+    g.finish();
+    let r = l.report();
+    assert_eq!(r.replay.gaps.count, 0, "the looped stream must stay gap-free");
+    assert_eq!(r.replay.duplicates.messages, 0);
+    eprintln!(
+        "poll_loop: {} packets, {} messages, {} records, {} errors",
+        r.replay.packets, r.replay.messages, r.records, r.replay.errors
+    );
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
