@@ -15,15 +15,18 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use common::LoopRx;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use weir::harness::Discard;
+use weir::harness::{Discard, LoopedCapture};
 use weir::lcore::PollLoop;
 use weir::nic::dpdk::{Port, PortConfig};
 use weir::nic::{BURST, RxQueue, TxQueue};
 use weir_feeds::normalize::NormalizerConfig;
 
-mod common;
+const TOPS16: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/iex/timpalpant-go-iex/TOPS16.pcapng.gz");
+
+fn tops16() -> LoopedCapture {
+    LoopedCapture::load(std::path::Path::new(TOPS16)).unwrap()
+}
 
 fn timed(packets: u64, mut poll: impl FnMut() -> usize) -> Duration {
     let start = Instant::now();
@@ -77,11 +80,11 @@ fn net_ring(c: &mut Criterion) {
     g.measurement_time(Duration::from_secs(8));
 
     // Each poll: send the stream's next BURST frames into the ring, then receive a burst back.
-    fn feed(stream: &mut LoopRx, tx: &mut impl TxQueue) {
+    fn feed(stream: &mut LoopedCapture, tx: &mut impl TxQueue) {
         let r = stream.take(BURST);
         let mut frames: [&[u8]; BURST] = [&[]; BURST];
         for (slot, i) in frames.iter_mut().zip(r.clone()) {
-            *slot = &stream.frames[i].0;
+            *slot = stream.frame_bytes(i);
         }
         let sent = tx.tx_burst(&frames[..r.len()]);
         assert_eq!(sent, r.len(), "the ring is drained every burst: it never fills");
@@ -89,7 +92,7 @@ fn net_ring(c: &mut Criterion) {
 
     let port = open("net_ring_bench0");
     let (mut rx, mut tx) = (port.rx(0).unwrap(), port.tx(0).unwrap());
-    let mut stream = LoopRx::tops16();
+    let mut stream = tops16();
     g.bench_function("bare_rx", |b| {
         b.iter_custom(|iters| {
             (0..iters)
@@ -110,7 +113,7 @@ fn net_ring(c: &mut Criterion) {
     // A fresh port and stream for the full pipeline: its sequencer must see the stream from the start.
     let port = open("net_ring_bench1");
     let (rx, mut tx) = (port.rx(0).unwrap(), port.tx(0).unwrap());
-    let mut stream = LoopRx::tops16();
+    let mut stream = tops16();
     let mut l = PollLoop::new(rx, NormalizerConfig::default(), Discard);
     g.bench_function("poll_loop", |b| {
         b.iter_custom(|iters| {

@@ -1,10 +1,11 @@
 //! The poll loop's throughput against a bare receive loop over the same queue, same run.
 //!
-//! The queue is an in-memory replay of the TOPS 1.6 sample's 13,022 frames (57,674 messages),
-//! looped: at each wrap the IEX-TP sequence numbers and stream offsets move on by one pass, so the
-//! sequencer sees one endless, gap-free stream and every message is decoded, booked and turned
-//! into DBN records (none are dropped as duplicates). Frames are lent from memory, never copied,
-//! so the bare loop costs next to nothing: this measures the handler's own throughput.
+//! The queue is `weir::harness::LoopedCapture`: the TOPS 1.6 sample's 13,022 frames (57,674
+//! messages) in memory, looped; at each wrap the IEX-TP sequence numbers and stream offsets move
+//! on by one pass, so the sequencer sees one endless, gap-free stream and every message is
+//! decoded, booked and turned into DBN records (none are dropped as duplicates). Frames are lent
+//! from memory, never copied, so the bare loop costs next to nothing: this measures the
+//! handler's own throughput.
 //!
 //! - `bare_rx`: rx_burst and touch one byte of each frame (the baseline);
 //! - `peel`: rx_burst and the frame peel;
@@ -16,15 +17,18 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use common::LoopRx;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use weir::harness::Discard;
+use weir::harness::{Discard, LoopedCapture};
 use weir::lcore::PollLoop;
 use weir::nic::RxQueue;
 use weir_feeds::frame::{LinkType, peel_udp};
 use weir_feeds::normalize::NormalizerConfig;
 
-mod common;
+const TOPS16: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/iex/timpalpant-go-iex/TOPS16.pcapng.gz");
+
+fn tops16() -> LoopedCapture {
+    LoopedCapture::load(std::path::Path::new(TOPS16)).unwrap()
+}
 
 /// Polls until `packets` frames have gone by; returns the time taken.
 fn timed(packets: u64, mut poll: impl FnMut() -> usize) -> Duration {
@@ -43,7 +47,7 @@ fn bench(c: &mut Criterion) {
     g.sample_size(20);
     g.measurement_time(Duration::from_secs(8));
 
-    let mut q = LoopRx::tops16();
+    let mut q = tops16();
     g.bench_function("bare_rx", |b| {
         b.iter_custom(|iters| {
             (0..iters)
@@ -59,7 +63,7 @@ fn bench(c: &mut Criterion) {
                 .sum()
         })
     });
-    let mut q = LoopRx::tops16();
+    let mut q = tops16();
     g.bench_function("peel", |b| {
         b.iter_custom(|iters| {
             (0..iters)
@@ -75,7 +79,7 @@ fn bench(c: &mut Criterion) {
                 .sum()
         })
     });
-    let mut l = PollLoop::new(LoopRx::tops16(), NormalizerConfig::default(), Discard);
+    let mut l = PollLoop::new(tops16(), NormalizerConfig::default(), Discard);
     // Warm: symbols interned, books sized, as after the pre-market spin.
     timed(13_022, || l.poll());
     g.bench_function("poll_loop", |b| b.iter_custom(|iters| (0..iters).map(|_| timed(PACKETS, || l.poll())).sum()));

@@ -233,6 +233,11 @@ impl<Q: RxQueue, R: RecordSink, O: Observer> PollLoop<Q, R, O> {
         &self.observer
     }
 
+    /// The observer, mutably (e.g. to reset it after a warm-up).
+    pub fn observer_mut(&mut self) -> &mut O {
+        &mut self.observer
+    }
+
     /// The feed handler (its counters).
     pub fn handler(&self) -> &FeedHandler {
         &self.handler
@@ -241,6 +246,11 @@ impl<Q: RxQueue, R: RecordSink, O: Observer> PollLoop<Q, R, O> {
     /// The queues.
     pub fn lines(&self) -> &[Q] {
         &self.lines
+    }
+
+    /// The queues, mutably (e.g. to change a replay's pace between phases).
+    pub fn lines_mut(&mut self) -> &mut [Q] {
+        &mut self.lines
     }
 
     /// One burst from each line, through the whole pipeline. Returns the frames handled.

@@ -253,3 +253,46 @@ fn max_pace_needs_no_waiting() {
     assert_eq!(r.nic[0].stats.packets, 5000);
     assert!(r.nic[0].stats.bursts >= 5000 / 32);
 }
+
+#[test]
+fn a_looped_capture_is_one_gap_free_stream() {
+    let path = common::data(CAPTURES[0]);
+    let once = polled(PcapRx::open(&path, Pace::Max).unwrap()).1.replay;
+    let mut q = weir::harness::LoopedCapture::load(&path).unwrap();
+    q.stop_after(3);
+    let (_, r) = polled(q);
+    assert_eq!(r.replay.packets, 3 * once.packets);
+    assert_eq!(r.replay.messages, 3 * once.messages);
+    assert_eq!((r.replay.gaps.count, r.replay.duplicates.messages, r.replay.resets), (0, 0, 0));
+    assert_eq!(r.replay.errors, 0, "{:?}", r.replay.first_errors);
+}
+
+#[test]
+fn bench_latency_writes_percentiles_and_an_hlog() {
+    let dir = common::scratch("latency");
+    let (json, hlog) = (dir.join("lat.json"), dir.join("lat.hlog"));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(["bench", "latency", "--pace", "20000", "--seconds", "1", "--max"])
+        .args(["--json", json.to_str().unwrap(), "--hlog", hlog.to_str().unwrap()])
+        .arg(common::data(CAPTURES[2]))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let cases: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let names: Vec<&str> = cases.as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+    for want in ["clock", "cold x20000", "peel x20000", "decode x20000", "full x20000", "full max", "full svc"] {
+        assert!(names.contains(&want), "{want} missing from {names:?}");
+    }
+    for c in cases.as_array().unwrap() {
+        if c["name"] == "clock" || c["name"].as_str().unwrap().starts_with("cold") {
+            continue;
+        }
+        assert!(c["count"].as_u64().unwrap() > 1000, "{c}");
+        let (p50, p99, max) = (c["p50"].as_u64().unwrap(), c["p99"].as_u64().unwrap(), c["max"].as_u64().unwrap());
+        assert!(0 < p50 && p50 <= p99 && p99 <= max, "{c}");
+    }
+    // The hlog has one tagged interval per case, readable by HdrHistogram's tools.
+    let text = std::fs::read_to_string(&hlog).unwrap();
+    assert!(text.contains("Tag=full_x20000,"), "{}", &text[..text.len().min(400)]);
+    assert_eq!(text.lines().filter(|l| l.starts_with("Tag=")).count(), cases.as_array().unwrap().len());
+}

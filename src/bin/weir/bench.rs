@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use weir::harness::{self, Case, HEADER, Measure};
+use weir::harness::{self, Case, Depth, HEADER, Measure, Start};
 use weir::nic::spec::Pace;
 
 #[derive(clap::Subcommand, Debug)]
@@ -70,14 +70,21 @@ pub(crate) fn run(cmd: BenchCommand) -> ExitCode {
     println!("{}: per packet, rx burst return -> last DBN record reaching the sink", args.file.display());
     println!("{HEADER}");
     println!("{}", cases[0].row());
+    // Start of day: the capture's first pass at the fastest pace given, books cold.
+    let first = args.pace.iter().copied().fold(1.0, f64::max);
+    let mut runs: Vec<(String, Pace, Measure, Result<Start, Depth>)> =
+        vec![(format!("cold x{first}"), Pace::Times(first), Measure::SinceBurst, Ok(Start::Cold))];
     for (pace, label, measure) in paces {
-        // Baseline and full case back to back, same queue type, same clock.
-        for full in [false, true] {
-            let name = format!("{} {label}", if full { "full" } else { "peel" });
-            let case = if full {
-                harness::full(&args.file, pace, limit, measure, &name)
-            } else {
-                harness::peel_only(&args.file, pace, limit, measure, &name)
+        // The baselines and the full case back to back: same queue, same clock, same recording.
+        runs.push((format!("peel {label}"), pace, measure, Err(Depth::Peel)));
+        runs.push((format!("decode {label}"), pace, measure, Err(Depth::Decode)));
+        runs.push((format!("full {label}"), pace, measure, Ok(Start::Warm)));
+    }
+    for (name, pace, measure, how) in runs {
+        {
+            let case = match how {
+                Ok(start) => harness::full(&args.file, pace, limit, measure, start, &name),
+                Err(depth) => harness::partial(&args.file, pace, limit, measure, depth, &name),
             };
             match case {
                 Ok(c) => {
