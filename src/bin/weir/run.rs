@@ -158,7 +158,13 @@ pub(crate) fn run(args: RunArgs) -> ExitCode {
         }
     }
     if !args.quiet {
-        let _ = io::stderr().write_all(summary(&report, args.out.as_deref()).as_bytes());
+        let text = summary(&report, args.out.as_deref());
+        // Like `weir replay`: the summary on stdout, unless the JSON has it.
+        let _ = if args.stats_json.as_deref() == Some("-") {
+            io::stderr().write_all(text.as_bytes())
+        } else {
+            io::stdout().write_all(text.as_bytes())
+        };
     }
     ExitCode::SUCCESS
 }
@@ -194,6 +200,15 @@ fn summary(r: &RunReport, out: Option<&std::path::Path>) -> String {
         "  gaps {} ({} messages missing)   late fills {}   duplicates {} messages   other traffic {}   errors {}",
         p.gaps.count, p.gaps.messages_missing, p.late_fill_messages, p.duplicates.messages, p.other_traffic, p.errors
     );
+    let recs: Vec<String> = p.dbn_records.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    let _ = writeln!(s, "  DBN records: {}", if recs.is_empty() { "none".to_owned() } else { recs.join(", ") });
+    if let Some(b) = &p.books {
+        let _ = writeln!(
+            s,
+            "  books: {} instruments   book errors {}   crossed {}   marked maybe-bad {}   growths {}",
+            b.instruments, b.stats.book_errors, b.stats.crossed_books, b.stats.books_marked_bad, b.growths
+        );
+    }
     if let Some(a) = &p.arbitration {
         let _ = writeln!(
             s,
