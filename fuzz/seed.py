@@ -72,6 +72,27 @@ for root, _, files in os.walk(data):
                 for proto, body in blocks(seg):
                     put("message", bytes([PROTO_BYTE.get(proto, 4)]) + body)
 
+# poll_loop/: four fault knobs, then length-prefixed frames: the first frames of each small capture.
+def frames(raw):
+    if raw[:4] != b"\xd4\xc3\xb2\xa1":
+        return
+    pos = 24
+    while pos + 16 <= len(raw):
+        caplen = struct.unpack_from("<I", raw, pos + 8)[0]
+        yield raw[pos + 16 : pos + 16 + caplen]
+        pos += 16 + caplen
+
+
+for root, _, files in os.walk(data):
+    for name in sorted(files):
+        raw = open(os.path.join(root, name), "rb").read()
+        plain = gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
+        fs = list(frames(plain))[:200]
+        if fs:
+            put("poll_loop", bytes([0x05, 0x85, 0x03, 0x02]) + b"".join(struct.pack("<H", len(f)) + f for f in fs))
+for spec in ["pcap:a.pcap,pace=x8", "udp:233.215.21.4:10378,iface=eth0", "dpdk:net_pcap0,rx_pcap=f,queue=1,group=233.1.2.3:9"]:
+    put("nic_spec", spec.encode())
+
 for i in range(4):
     put("sequencer", bytes(((j * 37 + i) % 256) for j in range(12 * (i + 3))))
 
