@@ -2,10 +2,10 @@
 //! (feature `dpdk`; software devices, no NIC or hugepages needed).
 //!
 //! - `net_null`: the device makes empty 64-byte frames as fast as it is polled (its cost is an
-//!   mbuf alloc and free per frame). `raw_ffi` is the bare loop through the C shim
-//!   (`rte_eth_rx_burst`, read a byte, `rte_pktmbuf_free_bulk`); `bare_rx` the same through
-//!   `DpdkRx`; `poll_loop` is `weir::lcore::PollLoop` over `DpdkRx`: its frames are not IPv4, so
-//!   the handler peels and counts them: the loop's own overhead on top of the device.
+//!   mbuf alloc and free per frame). `bare_rx` is the bare loop through `DpdkRx` (`rx_burst`,
+//!   read a byte of each frame; the mbufs go back with one `rte_pktmbuf_free_bulk` at the next
+//!   burst); `poll_loop` is `weir::lcore::PollLoop` over the same queue: its frames are not IPv4,
+//!   so the loop peels and counts them: the loop's own overhead on top of the device.
 //! - `net_ring`: real IEX frames (the TOPS 1.6 sample as an endless, gap-free stream) sent into
 //!   the ring and received back each burst. `bare_rx` is tx + rx + touch; `poll_loop` is tx + the
 //!   full pipeline (peel, sequence, decode, books, DBN records).

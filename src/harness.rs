@@ -35,6 +35,8 @@ use crate::lcore::{Observer, PollLoop};
 use crate::nic::spec::Pace;
 use crate::nic::{BURST, Frame, Framing, QueueStats, RxQueue, TimestampSource};
 use weir_feeds::frame::LinkType;
+use weir_feeds::iex::handler::MAX_SEQ;
+use weir_feeds::iex::{FeedHandler, Protocol, Segment};
 
 /// What a sample measures.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -100,6 +102,8 @@ impl RecordSink for Discard {
 pub struct LoopedCapture {
     /// Frames: bytes, link type, timestamp, offset of the IEX-TP header (None: not IEX-TP).
     frames: Vec<(Vec<u8>, LinkType, i64, Option<usize>)>,
+    /// Whether frame `k` delivers messages (in a pass of its own).
+    delivers: Vec<bool>,
     next: usize,
     pass: u64,
     passes: Option<u64>,
@@ -120,25 +124,46 @@ impl LoopedCapture {
         let mut frames = Vec::new();
         let (mut first, mut end, mut first_off, mut end_off) = (i64::MAX, 0i64, i64::MAX, 0i64);
         while let Some(p) = r.next_packet()? {
-            let header = peel_udp(p.link, p.data).ok().filter(|u| u.payload.len() >= 40).map(|u| {
-                let h = u.payload;
-                let field = |at: usize| i64::from_le_bytes(h[at..at + 8].try_into().unwrap_or([0; 8]));
-                let count = i64::from(u16::from_le_bytes([h[14], h[15]]));
-                let len = i64::from(u16::from_le_bytes([h[12], h[13]]));
-                first = first.min(field(24));
-                end = end.max(field(24) + count);
-                first_off = first_off.min(field(16));
-                end_off = end_off.max(field(16) + len);
-                u.payload_offset
+            // Only well-formed IEX-TP segments of a known feed are renumbered (anything else in
+            // the capture goes round unchanged, as the same traffic every pass).
+            let header = peel_udp(p.link, p.data).ok().and_then(|u| {
+                let seg = Segment::parse(u.payload).ok()?;
+                if matches!(seg.protocol(), Protocol::Other(_)) || !(1..=MAX_SEQ).contains(&seg.first_seq()) {
+                    return None;
+                }
+                first = first.min(seg.first_seq());
+                end = end.max(seg.first_seq().checked_add(i64::from(seg.message_count()))?);
+                first_off = first_off.min(seg.stream_offset());
+                end_off = end_off.max(seg.stream_offset().checked_add(seg.payload().len() as i64)?);
+                Some(u.payload_offset)
             });
             frames.push((p.data.to_vec(), p.link, p.ts_ns, header));
         }
+        if frames.is_empty() {
+            return Err(CaptureError::NotACapture {
+                path: path.to_owned(),
+                magic: "(a capture with no packets: nothing to replay)".into(),
+            });
+        }
+        // Which frames deliver messages: the baselines time the same packets as the full loop.
+        let mut handler = FeedHandler::new();
+        let delivers = frames
+            .iter()
+            .map(|(data, link, ts, _)| {
+                let before = handler.stats().messages;
+                if let Ok(u) = peel_udp(*link, data) {
+                    handler.on_datagram(u.payload, u.missing, *ts, &mut ());
+                }
+                handler.stats().messages != before
+            })
+            .collect();
         let span_ns = match (frames.first(), frames.last()) {
             (Some(a), Some(b)) => b.2 - a.2 + 1,
             _ => 1,
         };
         Ok(LoopedCapture {
             frames,
+            delivers,
             next: 0,
             pass: 0,
             passes: None,
@@ -189,6 +214,12 @@ impl LoopedCapture {
         self.next - n..self.next
     }
 
+    /// Whether frame `k` of the current burst delivers messages (heartbeats and other traffic do
+    /// not).
+    pub fn delivers(&self, i: usize) -> bool {
+        self.delivers[self.burst.0 + i]
+    }
+
     /// Frame `k`'s bytes, as the current pass numbers it.
     pub fn frame_bytes(&self, k: usize) -> &[u8] {
         &self.frames[k].0
@@ -204,8 +235,9 @@ impl LoopedCapture {
         for (f, _, _, header) in &mut self.frames {
             if let Some(at) = *header {
                 let h = &mut f[at..];
-                let seq = i64::from_le_bytes(h[24..32].try_into().unwrap_or([0; 8])) + self.seq_per_pass;
-                let off = i64::from_le_bytes(h[16..24].try_into().unwrap_or([0; 8])) + self.bytes_per_pass;
+                let seq = i64::from_le_bytes(h[24..32].try_into().unwrap_or([0; 8])).saturating_add(self.seq_per_pass);
+                let off =
+                    i64::from_le_bytes(h[16..24].try_into().unwrap_or([0; 8])).saturating_add(self.bytes_per_pass);
                 h[24..32].copy_from_slice(&seq.to_le_bytes());
                 h[16..24].copy_from_slice(&off.to_le_bytes());
             }
@@ -413,9 +445,21 @@ pub fn partial(
     depth: Depth,
     name: &str,
 ) -> Result<Case, CaptureError> {
-    let mut handler = weir_feeds::iex::FeedHandler::new();
+    let mut handler = FeedHandler::new();
     let clock = quanta::Clock::new();
     let mut queue = LoopedCapture::load(capture)?;
+    // Warm, like the full case: one unmeasured pass at max pace.
+    while queue.pass() == 0 {
+        let n = queue.rx_burst();
+        for i in 0..n {
+            let f = queue.frame(i);
+            if let Framing::Link(link) = f.framing
+                && let Ok(udp) = peel_udp(link, f.data)
+            {
+                handler.on_datagram(udp.payload, udp.missing, f.rx_ns, &mut ());
+            }
+        }
+    }
     queue.set_pace(pace);
     let mut lat = Latencies::new(clock.clone(), measure);
     let began = Instant::now();
@@ -432,21 +476,20 @@ pub fn partial(
         let burst_tsc = clock.raw();
         for i in 0..n {
             let f = queue.frame(i);
-            let payload = match f.framing {
+            let (payload, missing) = match f.framing {
                 Framing::Link(link) => match std::hint::black_box(peel_udp(link, f.data)) {
-                    Ok(udp) => udp.payload,
+                    Ok(udp) => (udp.payload, udp.missing),
                     Err(_) => continue,
                 },
-                Framing::UdpPayload => f.data,
+                Framing::UdpPayload => (f.data, 0),
             };
             if depth == Depth::Decode {
-                let before = handler.stats().messages;
-                handler.on_datagram(payload, 0, f.rx_ns, &mut ());
-                if handler.stats().messages == before {
-                    continue;
-                }
+                handler.on_datagram(payload, missing, f.rx_ns, &mut ());
             }
-            lat.packet_done(burst_tsc);
+            // The same packets the full case times: those that deliver messages.
+            if queue.delivers(i) {
+                lat.packet_done(burst_tsc);
+            }
         }
     }
     let wall = began.elapsed();

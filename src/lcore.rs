@@ -159,6 +159,8 @@ pub struct PollLoop<Q, R, O = ()> {
     arbitration_dropped: (u64, u64),
     last_frame_tsc: u64,
     start_tsc: u64,
+    /// When the run was decided over (for the report's rates).
+    end_tsc: Option<u64>,
     stop_when: StopWhen,
     live: Arc<Live>,
 }
@@ -195,6 +197,7 @@ impl<Q: RxQueue, R: RecordSink, O: Observer> PollLoop<Q, R, O> {
             arbitration_dropped: (0, 0),
             last_frame_tsc: now,
             start_tsc: now,
+            end_tsc: None,
             stop_when: StopWhen::default(),
             live: Arc::new(Live::default()),
         }
@@ -303,17 +306,22 @@ impl<Q: RxQueue, R: RecordSink, O: Observer> PollLoop<Q, R, O> {
                 },
             };
             let records_before = books.sink().records;
-            let before = two_lines.then(|| (handler.stats().messages, *handler.seq_stats()));
+            let before = two_lines.then(|| {
+                let seq = handler.seq_stats();
+                (handler.stats().messages, seq.segments_duplicate, seq.messages_duplicate)
+            });
             handler.on_datagram(payload, missing, f.rx_ns, &mut Tracked { inner: books, log, events });
-            if let Some((messages, seq)) = before {
-                // A/B: a segment that delivered messages was taken from this line; one the other
-                // line had delivered already was dropped (the sequencer counted it a duplicate).
+            if let Some((messages, dup_segments, dup_messages)) = before {
+                // A/B: a segment that delivered messages was taken from this line; one that
+                // delivered nothing new was dropped (the sequencer counted it a duplicate). A
+                // line's own repeats count here too: with two lines they cannot be told apart
+                // from the other line's copies.
                 let now = handler.seq_stats();
                 if handler.stats().messages != messages {
                     self.taken[line] += 1;
-                } else if now.segments_duplicate != seq.segments_duplicate {
+                } else if now.segments_duplicate != dup_segments {
                     self.arbitration_dropped.0 += 1;
-                    self.arbitration_dropped.1 += now.messages_duplicate - seq.messages_duplicate;
+                    self.arbitration_dropped.1 += now.messages_duplicate - dup_messages;
                 }
             }
             if O::TIMED && books.sink().records != records_before {
@@ -324,33 +332,46 @@ impl<Q: RxQueue, R: RecordSink, O: Observer> PollLoop<Q, R, O> {
         n
     }
 
-    /// Whether the run is over: every line finished, [`Live::stop`] set, or idle too long.
-    /// Reads the clock: call it after an empty poll, not per packet.
+    /// Whether the run is over: every line finished, or idle too long (not counting time a line
+    /// holds a frame that is not due yet). Reads the clock: call it after an empty poll, not per
+    /// packet. [`Live::stop`] is looked at on every poll by [`run`](Self::run) and the poller.
     pub fn should_stop(&self) -> bool {
-        if self.live.stop.load(Ordering::Relaxed) || self.lines.iter().all(|q| q.is_finished()) {
+        if self.lines.iter().all(|q| q.is_finished()) {
             return true;
         }
         match self.stop_when.idle_ns {
-            Some(idle) => self.clock.delta_as_nanos(self.last_frame_tsc, self.clock.raw()) >= idle,
-            None => false,
+            Some(idle) if !self.lines.iter().any(|q| q.has_pending()) => {
+                self.clock.delta_as_nanos(self.last_frame_tsc, self.clock.raw()) >= idle
+            }
+            _ => false,
         }
     }
 
-    /// Polls until [`should_stop`](Self::should_stop), on the calling thread (busy-polling).
+    /// Whether someone asked the run to end ([`Live::stop`]): one relaxed load.
+    #[inline]
+    fn stop_requested(&self) -> bool {
+        self.live.stop.load(Ordering::Relaxed)
+    }
+
+    /// Polls until [`should_stop`](Self::should_stop) or [`Live::stop`], on the calling thread
+    /// (busy-polling).
     pub fn run(&mut self) {
         self.start_tsc = self.clock.raw();
         self.last_frame_tsc = self.start_tsc;
         loop {
-            if self.poll() == 0 && self.should_stop() {
+            let idle = self.poll() == 0;
+            if self.stop_requested() || (idle && self.should_stop()) {
                 break;
             }
         }
+        self.end_tsc = Some(self.clock.raw());
         self.live.done.store(true, Ordering::Release);
     }
 
-    /// Seconds since the run started.
+    /// Seconds from the start of the run to its end (or to now, while it runs).
     pub fn elapsed_s(&self) -> f64 {
-        self.clock.delta_as_nanos(self.start_tsc, self.clock.raw()) as f64 / 1e9
+        let end = self.end_tsc.unwrap_or_else(|| self.clock.raw());
+        self.clock.delta_as_nanos(self.start_tsc, end) as f64 / 1e9
     }
 
     /// Everything counted so far, with `weir replay`'s keys, plus the queues' own counters.
@@ -365,10 +386,15 @@ impl<Q: RxQueue, R: RecordSink, O: Observer> PollLoop<Q, R, O> {
                 Fault::Frame(e) => e.to_string(),
                 Fault::Feed(e) => e.to_string(),
             };
-            first_errors.push(format!("{} frame at {locus}: {what}", names[line]));
+            let at = if names[line].starts_with("pcap:") { "packet at byte" } else { "packet" };
+            first_errors.push(format!("{} {at} {locus}: {what}", names[line]));
         }
         let mut nic = Vec::new();
+        let (mut short_captures, mut truncated_records) = (0, 0);
         for (q, name) in self.lines.iter_mut().zip(names) {
+            let src = q.source_stats();
+            short_captures += src.short_captures;
+            truncated_records += src.truncated_records;
             for f in q.faults() {
                 errors += 1;
                 first_errors.push(f);
@@ -380,8 +406,8 @@ impl<Q: RxQueue, R: RecordSink, O: Observer> PollLoop<Q, R, O> {
             &Tally {
                 packets: self.packets,
                 capture_bytes: self.bytes,
-                short_captures: 0,
-                truncated_records: 0,
+                short_captures,
+                truncated_records,
                 other_traffic: self.other_traffic,
                 corrupt_frames: self.corrupt_frames,
                 sequencing_events: self.events,
@@ -434,16 +460,15 @@ where
         let mut slot = Some(self);
         move || {
             let Some(l) = slot.as_mut() else { return false };
-            if l.poll() > 0 {
-                return true;
-            }
-            if l.should_stop()
-                && let Some(l) = slot.take()
+            let busy = l.poll() > 0;
+            if (l.stop_requested() || (!busy && l.should_stop()))
+                && let Some(mut l) = slot.take()
             {
+                l.end_tsc = Some(l.clock.raw());
                 let _ = done.send(l);
                 live.done.store(true, Ordering::Release);
             }
-            false
+            busy
         }
     }
 }

@@ -116,3 +116,28 @@ fn dpdk_without_the_feature_says_how_to_get_it() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--features dpdk") && err.contains("libdpdk-dev"), "{err}");
 }
+
+#[test]
+fn sigterm_ends_a_live_run_cleanly() {
+    // No --idle-exit: only a signal ends this run; it must still write the DBN header and stats.
+    let dir = scratch("sigterm");
+    let out = dir.join("live.dbn");
+    let child = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(["run", "--nic", "udp:239.255.91.19:41997,iface=lo", "--stats-json", "-", "-q", "--out"])
+        .arg(&out)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(killed.success());
+    let start = Instant::now();
+    let result = child.wait_with_output().unwrap();
+    assert!(start.elapsed() < Duration::from_secs(5), "took {:?} to stop", start.elapsed());
+    let v = json(&result);
+    assert_eq!(v["packets"], 0);
+    let bytes = std::fs::read(&out).unwrap();
+    assert_eq!(&bytes[..3], b"DBN", "a finished DBN file, header first");
+    assert!(!dir.join("live.dbn.partial").exists());
+}

@@ -88,4 +88,10 @@ impl RxQueue for AnyRx {
     fn faults(&self) -> Vec<String> {
         each!(self, q => q.faults())
     }
+    fn has_pending(&self) -> bool {
+        each!(self, q => q.has_pending())
+    }
+    fn source_stats(&self) -> super::SourceStats {
+        each!(self, q => q.source_stats())
+    }
 }

@@ -152,12 +152,13 @@ impl<Q: RxQueue> RxQueue for FaultInjection<Q> {
                 continue;
             }
             if let Some((prev, prev_bytes)) = self.swap.take() {
+                // Counted once the swap has happened (a held frame may go out alone at the end).
+                self.counts.reordered += 1;
                 self.push(held, &bytes);
                 self.push(prev, &prev_bytes);
                 continue;
             }
             if self.draw() < f.reorder {
-                self.counts.reordered += 1;
                 self.swap = Some((held, bytes));
                 continue;
             }
@@ -202,6 +203,14 @@ impl<Q: RxQueue> RxQueue for FaultInjection<Q> {
 
     fn is_finished(&self) -> bool {
         self.inner.is_finished() && self.swap.is_none() && self.delayed.is_empty()
+    }
+
+    fn has_pending(&self) -> bool {
+        self.inner.has_pending() || self.swap.is_some() || !self.delayed.is_empty()
+    }
+
+    fn source_stats(&self) -> super::SourceStats {
+        self.inner.source_stats()
     }
 
     fn name(&self) -> String {

@@ -94,7 +94,8 @@ pub struct QueueStats {
 /// A receive queue, owned by one poll loop on one core.
 pub trait RxQueue {
     /// Receives up to [`BURST`] frames, replacing the previous burst (its buffers go back to the
-    /// device first), and returns how many there are. Never blocks.
+    /// device first), and returns how many there are. Never blocks. (Middleware that duplicates
+    /// or releases held frames may return more than [`BURST`].)
     fn rx_burst(&mut self) -> usize;
 
     /// Frame `i` (< the last `rx_burst` result) of the current burst.
@@ -116,6 +117,26 @@ pub trait RxQueue {
     fn faults(&self) -> Vec<String> {
         Vec::new()
     }
+
+    /// Whether the queue holds a frame that is not due yet (paced replay): the feed is not idle.
+    fn has_pending(&self) -> bool {
+        false
+    }
+
+    /// What the source itself counted (a capture's short and truncated records).
+    fn source_stats(&self) -> SourceStats {
+        SourceStats::default()
+    }
+}
+
+/// Counters of a queue's source, beyond the queue's own (for a capture: see
+/// `crate::capture::CaptureStats`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SourceStats {
+    /// Packets captured shorter than on the wire.
+    pub short_captures: u64,
+    /// Records cut off at the end of a capture.
+    pub truncated_records: u64,
 }
 
 /// A transmit queue.
@@ -145,6 +166,12 @@ impl<Q: RxQueue + ?Sized> RxQueue for Box<Q> {
     }
     fn faults(&self) -> Vec<String> {
         (**self).faults()
+    }
+    fn has_pending(&self) -> bool {
+        (**self).has_pending()
+    }
+    fn source_stats(&self) -> SourceStats {
+        (**self).source_stats()
     }
 }
 

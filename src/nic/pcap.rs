@@ -173,6 +173,15 @@ impl RxQueue for PcapRx {
         format!("pcap:{}", self.reader.path().display())
     }
 
+    fn has_pending(&self) -> bool {
+        self.carry.is_some()
+    }
+
+    fn source_stats(&self) -> super::SourceStats {
+        let c = self.reader.stats();
+        super::SourceStats { short_captures: c.short_captures, truncated_records: c.truncated_records }
+    }
+
     fn faults(&self) -> Vec<String> {
         let mut f = self.faults.clone();
         if let Some(why) = self.reader.truncation() {

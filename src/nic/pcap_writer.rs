@@ -76,7 +76,8 @@ impl<Q: RxQueue> PcapWriter<Q> {
         self.out.written
     }
 
-    /// Frames not written because their link type differs from the file's.
+    /// Frames not written because their link type differs from the file's, or because they are
+    /// longer than the file's snap length (256 KiB).
     pub fn skipped(&self) -> u64 {
         self.out.skipped
     }
@@ -127,7 +128,7 @@ impl Output {
                 }
             }
         }
-        if self.link != Some(link) {
+        if self.link != Some(link) || data.len() > SNAPLEN as usize {
             self.skipped += 1;
             return;
         }
@@ -140,6 +141,9 @@ impl Output {
     }
 }
 
+/// The file's snap length: libpcap's maximum. Longer frames are skipped and counted.
+const SNAPLEN: u32 = 262_144;
+
 fn header(link: LinkType) -> PcapHeader {
     let raw = match link {
         LinkType::Ethernet => 1,
@@ -150,7 +154,7 @@ fn header(link: LinkType) -> PcapHeader {
     PcapHeader {
         datalink: DataLink::from(raw),
         ts_resolution: TsResolution::NanoSecond,
-        snaplen: 65535,
+        snaplen: SNAPLEN,
         ..PcapHeader::default()
     }
 }
@@ -175,6 +179,14 @@ impl<Q: RxQueue> RxQueue for PcapWriter<Q> {
 
     fn is_finished(&self) -> bool {
         self.inner.is_finished()
+    }
+
+    fn has_pending(&self) -> bool {
+        self.inner.has_pending()
+    }
+
+    fn source_stats(&self) -> super::SourceStats {
+        self.inner.source_stats()
     }
 
     fn name(&self) -> String {

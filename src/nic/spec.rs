@@ -133,13 +133,22 @@ impl NicSpec {
     }
 }
 
-fn parse_pace(v: &str) -> Result<Pace, String> {
+/// The slowest and fastest pace factors accepted: beyond them a replay would never deliver, or
+/// the factor would mean nothing but "max".
+pub const PACE_RANGE: std::ops::RangeInclusive<f64> = 1e-3..=1e9;
+
+/// `max`, `recorded` or `xN` (`N` in [`PACE_RANGE`]).
+pub fn parse_pace(v: &str) -> Result<Pace, String> {
     match v {
         "max" => Ok(Pace::Max),
         "recorded" => Ok(Pace::Times(1.0)),
         _ => match v.strip_prefix('x').and_then(|f| f.parse::<f64>().ok()) {
-            Some(f) if f.is_finite() && f > 0.0 => Ok(Pace::Times(f)),
-            _ => Err(format!("pace={v}: expected max, recorded or xN with N > 0 (x8: eight times recorded pace)")),
+            Some(f) if PACE_RANGE.contains(&f) => Ok(Pace::Times(f)),
+            _ => Err(format!(
+                "pace={v}: expected max, recorded or xN with N from {} to {} (x8: eight times recorded pace)",
+                PACE_RANGE.start(),
+                PACE_RANGE.end()
+            )),
         },
     }
 }
@@ -195,6 +204,8 @@ mod tests {
             ("tcp:x", "unknown backend \"tcp\""),
             ("pcap:", "needs a file"),
             ("pcap:f,pace=x0", "pace=x0"),
+            ("pcap:f,pace=x1e-300", "pace=x1e-300"),
+            ("pcap:f,pace=xNaN", "pace=xNaN"),
             ("pcap:f,speed=2", "unknown option \"speed=2\""),
             ("udp:233.1.1.1", "GROUP:PORT"),
             ("udp:233.1.1:5", "not an IPv4"),

@@ -19,8 +19,22 @@ use super::{BURST, Frame, Framing, QueueStats, RxQueue, TimestampSource};
 
 /// Largest datagram kept whole: a jumbo frame's payload. Longer ones are counted as truncated.
 const SLOT: usize = 9216;
-/// Room for the two control messages asked for (timestamp, drop counter).
-const CMSG_SPACE: usize = 64;
+/// Room for the two control messages asked for: a `timespec` (SO_TIMESTAMPNS) and a `u32`
+/// (SO_RXQ_OVFL), each behind its header, aligned as `CMSG_SPACE` aligns them.
+const CMSG_SPACE: usize = cmsg_space(mem::size_of::<libc::timespec>()) + cmsg_space(mem::size_of::<u32>());
+
+/// `CMSG_SPACE(len)`: the header and the data, each rounded up to the header's alignment.
+const fn cmsg_space(len: usize) -> usize {
+    let align = mem::size_of::<usize>();
+    mem::size_of::<libc::cmsghdr>().div_ceil(align) * align + len.div_ceil(align) * align
+}
+
+/// A control buffer aligned for `cmsghdr` (the kernel and the CMSG_* macros read headers in place).
+#[derive(Clone, Copy)]
+#[repr(C, align(8))]
+struct Control([u8; CMSG_SPACE]);
+
+const _: () = assert!(mem::align_of::<Control>() >= mem::align_of::<libc::cmsghdr>());
 
 /// A control-path failure: which step, on which group.
 #[derive(Debug, thiserror::Error)]
@@ -41,7 +55,7 @@ pub struct UdpRx {
     iface: Option<String>,
     buffers: Box<[[u8; SLOT]]>,
     /// Pointed into by `headers` (kept alive, never read directly).
-    _control: Box<[[u8; CMSG_SPACE]]>,
+    _control: Box<[Control]>,
     _iovecs: Box<[libc::iovec]>,
     headers: Box<[libc::mmsghdr]>,
     /// Per datagram of the current burst: length and kernel timestamp.
@@ -51,6 +65,8 @@ pub struct UdpRx {
     /// The kernel's cumulative drop count for this socket.
     kernel_drops: u32,
     truncated: u64,
+    /// recvmmsg failures other than "nothing waiting", and bursts whose control data was cut.
+    failures: u64,
     stats: QueueStats,
 }
 
@@ -140,7 +156,7 @@ impl UdpRx {
         setsockopt(&socket, libc::IPPROTO_IP, libc::IP_ADD_MEMBERSHIP, &mreq).map_err(|e| fail(&on, e))?;
 
         let mut buffers = vec![[0u8; SLOT]; BURST].into_boxed_slice();
-        let mut control = vec![[0u8; CMSG_SPACE]; BURST].into_boxed_slice();
+        let mut control = vec![Control([0u8; CMSG_SPACE]); BURST].into_boxed_slice();
         let mut iovecs: Box<[libc::iovec]> =
             buffers.iter_mut().map(|b| libc::iovec { iov_base: b.as_mut_ptr().cast(), iov_len: SLOT }).collect();
         let headers: Box<[libc::mmsghdr]> = iovecs
@@ -151,7 +167,7 @@ impl UdpRx {
                 let mut h: libc::mmsghdr = unsafe { MaybeUninit::zeroed().assume_init() };
                 h.msg_hdr.msg_iov = iov;
                 h.msg_hdr.msg_iovlen = 1;
-                h.msg_hdr.msg_control = ctl.as_mut_ptr().cast();
+                h.msg_hdr.msg_control = ctl.0.as_mut_ptr().cast();
                 h.msg_hdr.msg_controllen = CMSG_SPACE;
                 h
             })
@@ -169,6 +185,7 @@ impl UdpRx {
             received: 0,
             kernel_drops: 0,
             truncated: 0,
+            failures: 0,
             stats: QueueStats::default(),
         })
     }
@@ -197,7 +214,11 @@ impl RxQueue for UdpRx {
             )
         };
         if n <= 0 {
-            // EAGAIN: nothing waiting. Other errors (ENOMEM, ...) are transient for a bound socket.
+            // EAGAIN: nothing waiting. Other errors (ENOMEM, ...) are transient for a bound socket,
+            // but counted.
+            if n < 0 && io::Error::last_os_error().kind() != io::ErrorKind::WouldBlock {
+                self.failures += 1;
+            }
             self.received = 0;
             self.stats.empty_polls += 1;
             return 0;
@@ -209,18 +230,26 @@ impl RxQueue for UdpRx {
             if h.msg_hdr.msg_flags & libc::MSG_TRUNC != 0 {
                 self.truncated += 1;
             }
+            if h.msg_hdr.msg_flags & libc::MSG_CTRUNC != 0 {
+                self.failures += 1;
+            }
             self.lens[i] = len.min(SLOT);
             self.stamps[i] = 0;
-            // SAFETY: the kernel filled `msg_control` with `msg_controllen` bytes of cmsgs; the
-            // CMSG_* macros walk them within that length.
+            // SAFETY: the kernel filled `msg_control` (an aligned `Control` owned by `self`) with
+            // `msg_controllen` bytes of cmsgs; CMSG_FIRSTHDR/CMSG_NXTHDR return only headers that
+            // lie whole within that length, and each data read checks `cmsg_len` covers it.
             unsafe {
                 let mut c = libc::CMSG_FIRSTHDR(&h.msg_hdr);
                 while !c.is_null() {
-                    let (level, kind) = ((*c).cmsg_level, (*c).cmsg_type);
-                    if level == libc::SOL_SOCKET && kind == libc::SO_TIMESTAMPNS {
+                    let (level, kind, len) = ((*c).cmsg_level, (*c).cmsg_type, (*c).cmsg_len as usize);
+                    let holds = |n: usize| len >= libc::CMSG_LEN(n as u32) as usize;
+                    if level == libc::SOL_SOCKET
+                        && kind == libc::SO_TIMESTAMPNS
+                        && holds(mem::size_of::<libc::timespec>())
+                    {
                         let ts = std::ptr::read_unaligned(libc::CMSG_DATA(c) as *const libc::timespec);
                         self.stamps[i] = ts.tv_sec * 1_000_000_000 + ts.tv_nsec;
-                    } else if level == libc::SOL_SOCKET && kind == libc::SO_RXQ_OVFL {
+                    } else if level == libc::SOL_SOCKET && kind == libc::SO_RXQ_OVFL && holds(mem::size_of::<u32>()) {
                         self.kernel_drops = std::ptr::read_unaligned(libc::CMSG_DATA(c) as *const u32);
                     }
                     c = libc::CMSG_NXTHDR(&h.msg_hdr, c);
@@ -247,7 +276,8 @@ impl RxQueue for UdpRx {
     }
 
     fn stats(&mut self) -> QueueStats {
-        QueueStats { missed: u64::from(self.kernel_drops), ..self.stats }
+        // Datagrams cut to a slot and failed receives are the socket's errors.
+        QueueStats { missed: u64::from(self.kernel_drops), errors: self.truncated + self.failures, ..self.stats }
     }
 
     fn name(&self) -> String {
@@ -309,6 +339,15 @@ mod tests {
         let s = rx.stats();
         assert_eq!((s.packets, s.bytes, s.missed), (40, 160, 0));
         assert!(s.bursts >= 2, "40 datagrams need at least two bursts of {BURST}");
+    }
+
+    #[test]
+    fn control_buffer_fits_both_messages_as_libc_sizes_them() {
+        // SAFETY: CMSG_SPACE is arithmetic on its argument.
+        let libc_space = unsafe {
+            libc::CMSG_SPACE(mem::size_of::<libc::timespec>() as u32) + libc::CMSG_SPACE(mem::size_of::<u32>() as u32)
+        };
+        assert_eq!(CMSG_SPACE, libc_space as usize);
     }
 
     #[test]

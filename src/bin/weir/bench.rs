@@ -59,6 +59,14 @@ pub(crate) fn run(cmd: BenchCommand) -> ExitCode {
             return ExitCode::from(2);
         }
     }
+    if let Some(bad) = args.pace.iter().find(|f| !weir::nic::spec::PACE_RANGE.contains(f)) {
+        eprintln!("weir bench latency: --pace {bad}: a multiple of recorded pace from 0.001 to 1e9");
+        return ExitCode::from(2);
+    }
+    if !(args.seconds.is_finite() && args.seconds > 0.0) {
+        eprintln!("weir bench latency: --seconds {}: a positive number", args.seconds);
+        return ExitCode::from(2);
+    }
     let limit = Duration::from_secs_f64(args.seconds.max(0.1));
     let mut cases: Vec<Case> = vec![harness::clock_floor(1_000_000)];
     let mut paces: Vec<(Pace, String, Measure)> =

@@ -4,7 +4,7 @@
 use std::io::{self, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -51,6 +51,26 @@ pub(crate) struct RunArgs {
     quiet: bool,
     #[command(flatten)]
     publishers: PublisherArgs,
+}
+
+/// Set by SIGINT / SIGTERM: the run ends cleanly (DBN header written, stats reported).
+static SIGNALLED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    // Async-signal-safe: one atomic store.
+    SIGNALLED.store(true, Ordering::Relaxed);
+}
+
+fn catch_signals() {
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: an all-zero sigaction is valid (empty mask, no flags); the handler only stores
+        // to an atomic, which is async-signal-safe.
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
+            libc::sigaction(sig, &action, std::ptr::null_mut());
+        }
+    }
 }
 
 pub(crate) fn run(args: RunArgs) -> ExitCode {
@@ -113,14 +133,22 @@ pub(crate) fn run(args: RunArgs) -> ExitCode {
             args.cpu.map(|c| format!("cpu {c}")).unwrap_or_else(|| "an unpinned worker".into())
         );
     }
+    catch_signals();
     let start = Instant::now();
     let every = Duration::from_secs_f64(args.progress_every.max(0.0));
+    let tick = if every.is_zero() { Duration::from_millis(50) } else { every.min(Duration::from_millis(50)) };
+    let mut next_progress = start + every;
     let mut last = (0u64, start);
     let mut finished = loop {
-        match done_rx.recv_timeout(if every.is_zero() { Duration::from_millis(200) } else { every }) {
+        match done_rx.recv_timeout(tick) {
             Ok(l) => break l,
             Err(mpsc::RecvTimeoutError::Timeout) => {
-                if !args.quiet && !every.is_zero() {
+                if SIGNALLED.load(Ordering::Relaxed) {
+                    // The loop sees it at its next poll and hands itself back.
+                    live.stop.store(true, Ordering::Relaxed);
+                }
+                if !args.quiet && !every.is_zero() && Instant::now() >= next_progress {
+                    next_progress += every;
                     let now = Instant::now();
                     let packets = live.packets.load(Ordering::Relaxed);
                     let pps = (packets - last.0) as f64 / now.duration_since(last.1).as_secs_f64();
@@ -135,7 +163,16 @@ pub(crate) fn run(args: RunArgs) -> ExitCode {
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => {
                 let _ = runtime.shutdown(Shutdown::Cancel);
-                return fail(1, "the poll loop's worker ended without handing back its state".into());
+                // The loop (and its DBN file) went down with the worker: its drop leaves
+                // OUT.partial; say so.
+                let partial = args.out.as_ref().map(|o| format!(" ({}.partial holds the records made)", o.display()));
+                return fail(
+                    1,
+                    format!(
+                        "the poll loop's worker ended without handing back its state{}",
+                        partial.unwrap_or_default()
+                    ),
+                );
             }
         }
     };

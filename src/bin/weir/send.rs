@@ -46,14 +46,7 @@ pub(crate) fn run(args: SendArgs) -> ExitCode {
 }
 
 fn send(args: &SendArgs) -> Result<(u64, u64), String> {
-    let pace = match args.pace.as_str() {
-        "max" => Pace::Max,
-        "recorded" => Pace::Times(1.0),
-        x => match x.strip_prefix('x').and_then(|f| f.parse::<f64>().ok()) {
-            Some(f) if f > 0.0 && f.is_finite() => Pace::Times(f),
-            _ => return Err(format!("--pace {x}: expected max, recorded or xN")),
-        },
-    };
+    let pace = weir::nic::spec::parse_pace(&args.pace).map_err(|e| format!("--{e}"))?;
     let mut reader = CaptureReader::open(&args.file).map_err(|e| e.to_string())?;
     let socket = UdpSocket::bind("0.0.0.0:0").map_err(|e| format!("bind: {e}"))?;
     socket.set_multicast_ttl_v4(args.ttl).map_err(|e| format!("IP_MULTICAST_TTL: {e}"))?;
