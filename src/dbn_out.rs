@@ -5,6 +5,9 @@
 //! held per record), and [`DbnFile::finish`] writes the header, then copies the records behind it,
 //! zstd-compressed when the name ends in `.zst`. Records also carry their own
 //! `SymbolMappingMsg`s, so a live consumer of the same bytes needs no header at all.
+//!
+//! The records are written by a thread of their own ([`ChunkWriter`]): the poll loop fills 1 MiB
+//! chunks in memory and hands full ones over, so it makes no system call for its output.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -27,8 +30,108 @@ pub struct DbnFile {
 struct Output {
     path: PathBuf,
     partial: PathBuf,
-    writer: BufWriter<File>,
+    writer: ChunkWriter,
     error: Option<io::Error>,
+}
+
+/// Bytes per chunk handed to the writer thread.
+const CHUNK: usize = 1 << 20;
+/// Chunks made up front; the poll loop allocates another only when the writer falls this far
+/// behind (counted in [`DbnFile::extra_chunks`]).
+const CHUNKS: usize = 8;
+
+/// A file written by a thread of its own. The caller appends to a chunk in memory; a full chunk
+/// goes to the writer over a bounded channel and comes back empty. The writer polls its channel
+/// (sleeping 1 ms when it is empty) rather than blocking on it, so a hand-over never has to wake
+/// a sleeping thread: the caller makes no system call, and allocates only when every chunk is in
+/// flight.
+#[derive(Debug)]
+pub struct ChunkWriter {
+    chunk: Vec<u8>,
+    full: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
+    empty: std::sync::mpsc::Receiver<Vec<u8>>,
+    thread: Option<std::thread::JoinHandle<io::Result<()>>>,
+    extra_chunks: u64,
+}
+
+impl ChunkWriter {
+    /// Starts the writer thread on `file`.
+    pub fn new(file: File, name: &str) -> io::Result<Self> {
+        use std::sync::mpsc::{TryRecvError, sync_channel};
+        // Room for every chunk there may ever be in flight at once, extras included, so that a
+        // hand-over never waits.
+        let (full_tx, full_rx) = sync_channel::<Vec<u8>>(1024);
+        let (empty_tx, empty_rx) = sync_channel::<Vec<u8>>(CHUNKS);
+        for _ in 1..CHUNKS {
+            let _ = empty_tx.try_send(Vec::with_capacity(CHUNK));
+        }
+        let mut out = BufWriter::with_capacity(CHUNK, file);
+        let thread = std::thread::Builder::new().name(format!("weir-write-{name}")).spawn(move || {
+            loop {
+                match full_rx.try_recv() {
+                    Ok(mut chunk) => {
+                        out.write_all(&chunk)?;
+                        chunk.clear();
+                        // A full pool (extra chunks came back): this one is dropped.
+                        let _ = empty_tx.try_send(chunk);
+                    }
+                    Err(TryRecvError::Empty) => std::thread::sleep(std::time::Duration::from_millis(1)),
+                    Err(TryRecvError::Disconnected) => return out.flush(),
+                }
+            }
+        })?;
+        Ok(ChunkWriter {
+            chunk: Vec::with_capacity(CHUNK),
+            full: Some(full_tx),
+            empty: empty_rx,
+            thread: Some(thread),
+            extra_chunks: 0,
+        })
+    }
+
+    /// Appends `bytes` (no system call; see the type's docs).
+    #[inline]
+    pub fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        if self.chunk.len() + bytes.len() > self.chunk.capacity() {
+            self.ship()?;
+        }
+        self.chunk.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    #[cold]
+    fn ship(&mut self) -> io::Result<()> {
+        let next = match self.empty.try_recv() {
+            Ok(c) => c,
+            Err(_) => {
+                self.extra_chunks += 1;
+                Vec::with_capacity(CHUNK)
+            }
+        };
+        let full = std::mem::replace(&mut self.chunk, next);
+        if full.is_empty() {
+            return Ok(());
+        }
+        let sender = self.full.as_ref().ok_or_else(|| io::Error::other("writer finished"))?;
+        sender.try_send(full).map_err(|_| io::Error::other("the writer thread stopped (an earlier write failed)"))
+    }
+
+    /// Chunks allocated because the writer was behind.
+    pub fn extra_chunks(&self) -> u64 {
+        self.extra_chunks
+    }
+
+    /// Hands over the last chunk, waits for the writer, and returns its first error.
+    pub fn finish(mut self) -> io::Result<()> {
+        let shipped = self.ship();
+        self.full = None;
+        let written = match self.thread.take().map(|t| t.join()) {
+            Some(Ok(r)) => r,
+            Some(Err(_)) => Err(io::Error::other("the writer thread panicked")),
+            None => Ok(()),
+        };
+        written.and(shipped)
+    }
 }
 
 /// What went wrong writing a DBN file.
@@ -64,15 +167,9 @@ impl DbnFile {
         partial.push(".partial");
         let partial = PathBuf::from(partial);
         let file = File::create(&partial).map_err(|source| DbnFileError::Io { path: partial.clone(), source })?;
-        Ok(DbnFile {
-            by_rtype: [0; 256],
-            out: Some(Output {
-                path: path.to_owned(),
-                partial,
-                writer: BufWriter::with_capacity(1 << 20, file),
-                error: None,
-            }),
-        })
+        let writer =
+            ChunkWriter::new(file, "dbn").map_err(|source| DbnFileError::Io { path: partial.clone(), source })?;
+        Ok(DbnFile { by_rtype: [0; 256], out: Some(Output { path: path.to_owned(), partial, writer, error: None }) })
     }
 
     /// Gives up: removes the partial file, writes nothing.
@@ -81,6 +178,12 @@ impl DbnFile {
             drop(out.writer);
             let _ = std::fs::remove_file(&out.partial);
         }
+    }
+
+    /// Output chunks allocated on the recording thread because the writer thread was behind (0
+    /// when it keeps up).
+    pub fn extra_chunks(&self) -> u64 {
+        self.out.as_ref().map_or(0, |o| o.writer.extra_chunks())
     }
 
     /// Records written so far, by `rtype`.
@@ -116,7 +219,7 @@ impl DbnFile {
             if let Some(e) = error {
                 return Err(io_err(&partial)(e));
             }
-            writer.into_inner().map_err(|e| io_err(&partial)(e.into_error()))?;
+            writer.finish().map_err(io_err(&partial))?;
             let metadata = metadata(normalizer);
             let file = File::create(&path).map_err(io_err(&path))?;
             created = true;

@@ -296,3 +296,30 @@ fn bench_latency_writes_percentiles_and_an_hlog() {
     assert!(text.contains("Tag=full_x20000,"), "{}", &text[..text.len().min(400)]);
     assert_eq!(text.lines().filter(|l| l.starts_with("Tag=")).count(), cases.as_array().unwrap().len());
 }
+
+#[test]
+fn writing_a_dbn_file_costs_the_loop_no_allocation() {
+    // The file is written by a thread of its own: the loop's thread only fills chunks. Every
+    // allocation it makes must be a chunk the writer was too far behind to recycle (counted).
+    let dir = common::scratch("dbn-offload");
+    let out = dir.join("out.dbn");
+    let config = NormalizerConfig { levels: 512, orders: 1 << 16, ..NormalizerConfig::default() };
+    let queue = PcapRx::open(&common::data(CAPTURES[0]), Pace::Max).unwrap();
+    let mut l = PollLoop::new(queue, config, weir::dbn_out::DbnFile::create(&out).unwrap());
+    l.poll();
+    ALLOCS.store(0, Ordering::Relaxed);
+    COUNTING.with(|c| c.set(true));
+    l.run();
+    COUNTING.with(|c| c.set(false));
+    let allocs = ALLOCS.load(Ordering::Relaxed);
+    let extra = l.books().sink().inner.extra_chunks();
+    assert_eq!(allocs, extra, "{allocs} allocations, {extra} of them extra output chunks");
+    let records = std::mem::replace(&mut l.books_mut().sink_mut().inner, weir::dbn_out::DbnFile::counting());
+    records.finish(l.books()).unwrap();
+    let mut want =
+        Normalizer::new(NormalizerConfig::default(), weir::dbn_out::DbnFile::create(&dir.join("want.dbn")).unwrap());
+    weir::replay::replay(&common::data(CAPTURES[0]), None, &mut want, &mut |_| {}).unwrap();
+    let w = std::mem::replace(want.sink_mut(), weir::dbn_out::DbnFile::counting());
+    w.finish(&want).unwrap();
+    assert!(std::fs::read(&out).unwrap() == std::fs::read(dir.join("want.dbn")).unwrap());
+}
