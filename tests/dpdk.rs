@@ -288,11 +288,13 @@ fn errors_name_the_device() {
     assert!(e.to_string().contains(&device) && e.to_string().contains("rte_vdev_init"), "{e}");
     eprintln!("{e}");
 
-    // A queue the device does not have; the failed open leaves nothing behind: the same name opens.
+    // A queue the device does not have (net_pcap: one per rx_pcap); the failed open, after the
+    // hot-plug, leaves nothing behind: the same name opens.
     let file = scratch("errors.pcap");
     write_pcap(&file, false, &[(1_000, udp_frames(1, 10).remove(0))]);
     let device = format!("{},rx_pcap={}", vdev("net_pcap"), file.display());
-    let e = dpdk::open_rx(&device, 3, &[], &[]).unwrap_err();
+    let four = PortConfig { rx_queues: 4, unsteered_rx_queues: true, ..small(63) };
+    let e = Port::open(&device, &four, &[]).unwrap_err();
     assert!(matches!(e, DpdkError::Invalid { .. }) && e.to_string().contains("queue 3"), "{e}");
     eprintln!("{e}");
     let port = Port::open(&device, &small(63), &[]).unwrap();
@@ -312,6 +314,113 @@ fn errors_name_the_device() {
     let preset = dpdk::eal_preset("test").unwrap();
     dpdk::init_eal(&preset).unwrap();
     std::fs::remove_file(&file).ok();
+}
+
+#[test]
+fn queues_other_than_0_need_steering_which_weir_lacks() {
+    // `dpdk:DEV,queue=Q`: refused for Q > 0, before anything is opened (on a NIC, with no RSS and
+    // no flow rules, queue Q would receive nothing).
+    let name = vdev("net_ring");
+    let e = dpdk::open_rx(&name, 1, &[], &[]).unwrap_err();
+    assert!(matches!(e, DpdkError::Invalid { .. }), "{e:?}");
+    let text = e.to_string();
+    assert!(text.contains(&name) && text.contains("queue=1"), "{e}");
+    assert!(text.contains("steering") && text.contains("not implemented") && text.contains("use queue=0"), "{e}");
+    eprintln!("{e}");
+    let rx = dpdk::open_rx(&name, 0, &[], &[]).unwrap();
+    assert_eq!((rx.queue(), rx.port().rx_queues()), (0, 1));
+    drop(rx);
+
+    // Port::open: more than one receive queue only when asked for without steering.
+    let two = PortConfig { rx_queues: 2, tx_queues: 2, ..small(255) };
+    let e = Port::open(&vdev("net_ring"), &two, &[]).unwrap_err();
+    assert!(matches!(e, DpdkError::Invalid { .. }) && e.to_string().contains("not implemented"), "{e}");
+
+    // Unsteered, as documented: net_ring has a ring per queue, so rx queue q gets exactly what tx
+    // queue q sent (a NIC would put everything on queue 0).
+    let port = Port::open(&vdev("net_ring"), &PortConfig { unsteered_rx_queues: true, ..two.clone() }, &[]).unwrap();
+    assert_eq!((port.rx_queues(), port.tx_queues()), (2, 2));
+    let (mut rx0, mut rx1) = (port.rx(0).unwrap(), port.rx(1).unwrap());
+    let (mut tx0, mut tx1) = (port.tx(0).unwrap(), port.tx(1).unwrap());
+    let frames = udp_frames(20, 64);
+    let refs: Vec<&[u8]> = frames.iter().map(Vec::as_slice).collect();
+    assert_eq!(tx1.tx_burst(&refs[..12]), 12);
+    assert_eq!(tx0.tx_burst(&refs[12..]), 8);
+    let (got0, got1) = (drain(&mut rx0, 8, Duration::from_secs(5)), drain(&mut rx1, 12, Duration::from_secs(5)));
+    assert_eq!(got1.frames, frames[..12]);
+    assert_eq!(got0.frames, frames[12..]);
+
+    // net_null makes frames on every queue.
+    let port = Port::open(&vdev("net_null"), &PortConfig { unsteered_rx_queues: true, ..two }, &[]).unwrap();
+    for q in 0..2 {
+        let mut rx = port.rx(q).unwrap();
+        assert!((0..100).map(|_| rx.rx_burst()).sum::<usize>() > 0, "net_null queue {q}");
+    }
+}
+
+#[test]
+fn opens_closes_and_stats_from_several_threads() {
+    // Opens, failed opens (unwound after the hot-plug) and closes on several threads at once,
+    // with stats read from every holder of a port meanwhile: no deadlock, nothing left behind.
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            std::thread::spawn(|| {
+                for _ in 0..10 {
+                    let port = Port::open(&vdev("net_null"), &small(127), &[]).unwrap();
+                    let mut rx = port.rx(0).unwrap();
+                    let other = port.clone();
+                    let reader = std::thread::spawn(move || (0..50).all(|_| other.stats().is_ok()));
+                    for _ in 0..50 {
+                        rx.rx_burst();
+                        let _ = rx.stats();
+                    }
+                    assert!(reader.join().unwrap());
+                    let too_many = PortConfig { rx_queues: u16::MAX, unsteered_rx_queues: true, ..small(127) };
+                    let e = Port::open(&vdev("net_null"), &too_many, &[]).unwrap_err();
+                    assert!(matches!(e, DpdkError::Invalid { .. }), "{e:?}");
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+}
+
+/// Set in the child process of [`eal_failures_before_rte_eal_init_are_not_remembered`].
+const EAL_CHILD: &str = "WEIR_DPDK_TEST_EAL_CHILD";
+
+#[test]
+fn eal_failures_before_rte_eal_init_are_not_remembered() {
+    // The EAL must not be running yet: in a process of its own, this test alone.
+    if std::env::var_os(EAL_CHILD).is_none() {
+        let name = "eal_failures_before_rte_eal_init_are_not_remembered";
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", name, "--nocapture", "--test-threads=1"])
+            .env(EAL_CHILD, "1")
+            .output()
+            .unwrap();
+        let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success(), "child: {stdout}\n{stderr}");
+        assert!(stdout.contains("1 passed"), "the child did not run the test: {stdout}");
+        return;
+    }
+    // No EAL: register_thread says so, naming the thread (the test's).
+    let e = dpdk::register_thread().unwrap_err();
+    assert!(matches!(e, DpdkError::Thread { errno: 0, .. }), "{e:?}");
+    assert!(e.to_string().contains("eal_failures_before") && e.to_string().contains("not running"), "{e}");
+    eprintln!("{e}");
+    // An argument with a NUL: refused before rte_eal_init, not remembered.
+    let mut bad = dpdk::eal_preset("test").unwrap();
+    bad[1] = "0\0".into();
+    let e = dpdk::init_eal(&bad).unwrap_err();
+    assert!(matches!(e, DpdkError::EalInit { .. }) && e.to_string().contains("NUL"), "{e}");
+    // The corrected call starts the EAL (the same arguments as other tests: the preset).
+    dpdk::init_eal(&dpdk::eal_preset("test").unwrap()).unwrap();
+    dpdk::register_thread().unwrap();
+    assert!(dpdk::lcore_id().is_some());
+    assert!(matches!(dpdk::init_eal(&bad).unwrap_err(), DpdkError::EalInit { .. }));
+    dpdk::init_eal(&[]).unwrap();
 }
 
 /// `weir run` in its own process (one EAL per process): stats JSON on stdout.

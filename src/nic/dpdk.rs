@@ -45,15 +45,38 @@
 //! - the NIC ([`TimestampSource::Nic`]), when the device advertises
 //!   `RTE_ETH_RX_OFFLOAD_TIMESTAMP`: the offload is enabled and the stamp read from the
 //!   `rte_dynfield_timestamp` dynamic field of each mbuf that carries the `rte_dynflag_rx_timestamp`
-//!   flag. Its unit is the device clock: converted with a slope and offset measured against the
-//!   wall clock at start (`rte_eth_read_clock` twice, 20 ms apart). Not exercised without a NIC
-//!   that stamps: the software devices do not advertise the offload.
+//!   flag. Its unit is the device clock: converted with a slope and offset fitted against the
+//!   wall clock once, when the port starts, from two samples 20 ms apart. Each sample brackets a
+//!   wall-clock read between two `rte_eth_read_clock`s (ticks, wall, ticks), the best of a few
+//!   tries (the smallest round trip), and pairs the wall time with the ticks' midpoint. The fit
+//!   is never redone, so the stamps drift from the wall clock as the port runs: by the slope's
+//!   error (about the read round trip over 20 ms: 1 µs of uncertainty is 50 ppm, 50 µs per
+//!   second), by the device oscillator's own drift against the host's, and by whatever NTP/PTP
+//!   later does to the wall clock (slews, steps), none of which is followed. Good for intervals
+//!   between frames of one port over short spans; not for absolute time long after the open.
+//!   Not exercised without a NIC that stamps: the software devices do not advertise the offload.
 //! - the capture ([`TimestampSource::Capture`]) for `net_pcap`: it registers the same dynamic
 //!   field itself and stamps every packet with the pcap record's time, in **microseconds** since
 //!   the epoch (`tv_sec * 1_000_000 + tv_usec`): it opens the file with libpcap's default
 //!   microsecond precision (`pcap_open_offline`), so a nanosecond pcap comes out truncated to the
 //!   µs. `tests/dpdk.rs` pins both cases.
 //! - the host clock ([`TimestampSource::Host`]): one wall-clock read per burst.
+//!
+//! # Receive queues
+//!
+//! weir sets up no multi-queue steering yet: the device is configured with `mq_mode` NONE, no
+//! RSS and no `rte_flow` rules, so a NIC delivers every frame to receive queue 0. Hence
+//! [`open_rx`] (`--nic dpdk:DEVICE,queue=Q`) refuses any queue but 0, and [`Port::open`] refuses
+//! `rx_queues > 1` unless [`PortConfig::unsteered_rx_queues`] says the caller knows (software
+//! devices with a source per queue, such as `net_ring`, fill every queue).
+//!
+//! # Control calls and threads
+//!
+//! DPDK's ethdev control functions are not thread-safe. A port's control calls after the open
+//! (`rte_eth_stats_get`, from [`Port::stats`] or any queue's [`RxQueue::stats`]) take a lock of
+//! the port's; opening and closing (hot-plug, configure, stop, close, `rte_vdev_uninit`, the
+//! mempool) run under one process-wide lock, which also keeps each open's log capture to its own
+//! lines.
 //!
 //! # Statistics
 //!
@@ -66,7 +89,7 @@ use std::fmt;
 use std::net::Ipv4Addr;
 use std::ptr::{self, NonNull};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, mpsc};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, mpsc};
 use std::time::Duration;
 
 use dpdk_sys as sys;
@@ -141,6 +164,16 @@ pub enum DpdkError {
         /// What is wrong.
         what: String,
     },
+    /// [`register_thread`] failed.
+    #[error("register_thread on thread {thread}: {what}")]
+    Thread {
+        /// The thread's name, or its `ThreadId` if it has none.
+        thread: String,
+        /// `rte_errno` of a failed `rte_thread_register`; 0 if the EAL is not running.
+        errno: i32,
+        /// What is wrong.
+        what: String,
+    },
 }
 
 /// `; DPDK said: "line" | "line"` for a non-empty log.
@@ -168,21 +201,40 @@ fn rte_errno() -> i32 {
     unsafe { sys::shim_errno() }
 }
 
-/// A [`DpdkError::Call`] from a DPDK return code: a negative errno, or -1 with `rte_errno` set
-/// (cleared before the call: see [`call`]). Some drivers fail with -1 and no errno at all.
-fn call_err(call: &'static str, device: &str, ret: c_int) -> DpdkError {
-    let errno = if ret == -1 { rte_errno() } else { -ret };
+/// How a DPDK function reports a failure.
+#[derive(Clone, Copy, Debug)]
+enum Ret {
+    /// A negative errno: `-EINVAL`, and -1 is `-EPERM`. The ethdev API (`rte_eth_*`), whose
+    /// driver callbacks return negative errnos too.
+    NegErrno,
+    /// -1 (or NULL) with `rte_errno` set: `rte_thread_register`, `rte_pktmbuf_pool_create`,
+    /// `rte_eal_init`.
+    RteErrno,
+    /// `rte_vdev_init`: a negative errno from the vdev bus (`-EEXIST`, `-EINVAL`, `-ENOMEM`), or
+    /// whatever the driver's probe returned, and many drivers fail with a bare -1 (setting
+    /// `rte_errno`, or not). -1 is read as such a bare failure: `rte_errno` if set, else no code.
+    Mixed,
+}
+
+/// A [`DpdkError::Call`] from a failed call's return value `ret` (negative), read by its
+/// convention. `rte_errno` was cleared before the call (see [`call`]).
+fn call_err(call: &'static str, device: &str, ret: c_int, conv: Ret) -> DpdkError {
+    let errno = match conv {
+        Ret::NegErrno => -ret,
+        Ret::RteErrno => rte_errno(),
+        Ret::Mixed if ret == -1 => rte_errno(),
+        Ret::Mixed => -ret,
+    };
     let text = if errno == 0 { "failed, no error code given".to_owned() } else { strerror(errno) };
     DpdkError::Call { call, device: device.to_owned(), errno, text, log: String::new() }
 }
 
-/// Runs a DPDK call that returns 0 or more on success, a negative errno (or -1 and `rte_errno`)
-/// on failure.
-fn call(name: &'static str, device: &str, f: impl FnOnce() -> c_int) -> Result<c_int, DpdkError> {
+/// Runs a DPDK call that returns 0 or more on success and fails as `conv` says.
+fn call(name: &'static str, device: &str, conv: Ret, f: impl FnOnce() -> c_int) -> Result<c_int, DpdkError> {
     // SAFETY: writes this thread's rte_errno; no preconditions.
     unsafe { sys::shim_errno_clear() };
     let ret = f();
-    if ret < 0 { Err(call_err(name, device, ret)) } else { Ok(ret) }
+    if ret < 0 { Err(call_err(name, device, ret, conv)) } else { Ok(ret) }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -193,31 +245,60 @@ struct Eal {
     result: Result<(), DpdkError>,
 }
 
+/// The arguments and the outcome of this process's `rte_eal_init`, once it has been called
+/// (successful or not: it cannot be called again either way).
 static EAL: OnceLock<Eal> = OnceLock::new();
+
+/// Serialises EAL starts. A start that fails before `rte_eal_init` runs (no thread) leaves
+/// [`EAL`] unset, so a later call can try again.
+static EAL_START: Mutex<()> = Mutex::new(());
 
 /// Starts DPDK's EAL with `args` (program name excluded), once per process. Empty `args`: the EAL
 /// that runs already, else one with the [`TEST_PRESET`].
 ///
 /// Runs `rte_eal_init` on a thread of its own that stays parked for the life of the process (the
-/// call pins its caller to the main lcore's CPU). Later calls return the first call's result if
-/// they ask for the same arguments (or for none), [`DpdkError::EalMismatch`] otherwise. EAL option errors are
-/// reported by EAL on stderr as well; note that EAL exits the process on `--help`/`-h`.
+/// call pins its caller to the main lcore's CPU). Once `rte_eal_init` has run, later calls return
+/// its result if they ask for the same arguments (or for none), [`DpdkError::EalMismatch`]
+/// otherwise. A failure before it runs (an argument with a NUL, no thread for it) is returned
+/// and not remembered: a corrected call can still start the EAL. EAL option errors are reported
+/// by EAL on stderr as well; note that EAL exits the process on `--help`/`-h`.
 pub fn init_eal(args: &[String]) -> Result<(), DpdkError> {
     if args.is_empty()
         && let Some(eal) = EAL.get()
     {
         return eal.result.clone();
     }
+    if let Some(a) = args.iter().find(|a| a.contains('\0')) {
+        return Err(DpdkError::EalInit {
+            args: args.to_vec(),
+            errno: libc::EINVAL,
+            text: format!("argument {a:?} contains a NUL"),
+        });
+    }
     let requested: Vec<String> =
         if args.is_empty() { TEST_PRESET.iter().map(|s| (*s).to_owned()).collect() } else { args.to_vec() };
-    let eal = EAL.get_or_init(|| Eal { args: requested.clone(), result: start_eal(&requested) });
+    let eal = match EAL.get() {
+        Some(eal) => eal,
+        None => {
+            let _one = EAL_START.lock().unwrap_or_else(|e| e.into_inner());
+            match EAL.get() {
+                Some(eal) => eal,
+                None => {
+                    let result = start_eal(&requested)?;
+                    EAL.get_or_init(|| Eal { args: requested.clone(), result })
+                }
+            }
+        }
+    };
     if eal.args != requested {
         return Err(DpdkError::EalMismatch { running: eal.args.clone(), requested });
     }
     eal.result.clone()
 }
 
-fn start_eal(args: &[String]) -> Result<(), DpdkError> {
+/// Runs `rte_eal_init` with `args` on a thread of its own. `Err`: it could not be called (nothing
+/// happened); `Ok(result)`: what it returned, final for the process.
+fn start_eal(args: &[String]) -> Result<Result<(), DpdkError>, DpdkError> {
     let eal_err = |errno: i32, text: String| DpdkError::EalInit { args: args.to_vec(), errno, text };
     let mut argv = Vec::with_capacity(args.len() + 1);
     for a in std::iter::once("weir").chain(args.iter().map(String::as_str)) {
@@ -231,7 +312,8 @@ fn start_eal(args: &[String]) -> Result<(), DpdkError> {
             // are leaked on purpose, once per process.
             let argv: &mut [*mut c_char] = Vec::leak(argv.into_iter().map(CString::into_raw).collect());
             // SAFETY: argv holds argc valid, NUL-terminated, writable strings that live forever;
-            // this is the only rte_eal_init call of the process (guarded by the EAL OnceLock).
+            // this is the only rte_eal_init call of the process: init_eal calls start_eal under
+            // EAL_START only while EAL is unset, and sets EAL once this thread has answered.
             let rc = unsafe { sys::rte_eal_init(argv.len() as c_int, argv.as_mut_ptr()) };
             let result = if rc < 0 {
                 let errno = rte_errno();
@@ -253,11 +335,12 @@ fn start_eal(args: &[String]) -> Result<(), DpdkError> {
             }
         })
         .map_err(|e| eal_err(e.raw_os_error().unwrap_or(0), format!("spawning the EAL thread: {e}")))?;
-    match rx.recv() {
+    Ok(match rx.recv() {
         Ok(Ok(())) => Ok(()),
         Ok(Err((errno, text))) => Err(eal_err(errno, text)),
+        // The thread started, so rte_eal_init was (being) called: final.
         Err(_) => Err(eal_err(0, "the EAL thread died during rte_eal_init".into())),
-    }
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -289,14 +372,26 @@ pub fn register_thread() -> Result<(), DpdkError> {
         LCORE_CHECKED.set(true);
         return Ok(());
     }
+    let thread_err = |errno: i32, what: String| {
+        let t = std::thread::current();
+        let thread = t.name().map_or_else(|| format!("{:?}", t.id()), |n| format!("{n:?}"));
+        DpdkError::Thread { thread, errno, what }
+    };
     if EAL.get().is_none_or(|e| e.result.is_err()) {
-        return Err(DpdkError::Invalid { device: String::new(), what: "register_thread before the EAL runs".into() });
+        return Err(thread_err(0, "the DPDK EAL is not running (init_eal, or open a port, first)".into()));
     }
+    // SAFETY: writes this thread's rte_errno; no preconditions.
+    unsafe { sys::shim_errno_clear() };
     // SAFETY: the EAL is initialised (checked above); the thread has no lcore id (checked above), so
     // this does not leak one.
-    let rc = call("rte_thread_register", "", || unsafe { sys::rte_thread_register() });
+    let rc = unsafe { sys::rte_thread_register() };
     LCORE_CHECKED.set(true);
-    rc?;
+    if rc != 0 {
+        // -1 with rte_errno set (ENOMEM: every lcore id taken; EINVAL: multi-process in use).
+        let errno = rte_errno();
+        let text = if errno == 0 { "failed, no error code given".to_owned() } else { strerror(errno) };
+        return Err(thread_err(errno, format!("rte_thread_register: {text} (rte_errno {errno})")));
+    }
     LCORE_GUARD.with_borrow_mut(|g| *g = Some(Registered));
     Ok(())
 }
@@ -322,8 +417,15 @@ fn ensure_lcore() {
 /// How to set up a port.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PortConfig {
-    /// Receive queues (at least 1; at most what the device has).
+    /// Receive queues (at least 1; at most what the device has). More than one needs
+    /// [`unsteered_rx_queues`](Self::unsteered_rx_queues).
     pub rx_queues: u16,
+    /// Allows `rx_queues > 1` although weir sets up no steering (no RSS, no `rte_flow` rules:
+    /// `mq_mode` NONE). A NIC then delivers every frame to queue 0 and the others stay empty;
+    /// software devices with a source per queue fill each (`net_ring`: queue q receives what its
+    /// transmit queue q sent; `net_null`: every queue makes frames). Off: `rx_queues > 1` is a
+    /// [`DpdkError::Invalid`], since multi-queue steering is not implemented yet.
+    pub unsteered_rx_queues: bool,
     /// Transmit queues (capped at what the device has; 0 is allowed).
     pub tx_queues: u16,
     /// Receive descriptors per queue (adjusted to the device's limits).
@@ -339,7 +441,15 @@ pub struct PortConfig {
 
 impl Default for PortConfig {
     fn default() -> Self {
-        PortConfig { rx_queues: 1, tx_queues: 1, rx_desc: 1024, tx_desc: 1024, mbufs: None, groups: Vec::new() }
+        PortConfig {
+            rx_queues: 1,
+            unsteered_rx_queues: false,
+            tx_queues: 1,
+            rx_desc: 1024,
+            tx_desc: 1024,
+            mbufs: None,
+            groups: Vec::new(),
+        }
     }
 }
 
@@ -413,6 +523,9 @@ struct PortInner {
     /// Queues lent out, so that none is polled by two owners.
     rx_taken: Mutex<Vec<bool>>,
     tx_taken: Mutex<Vec<bool>>,
+    /// Held across every ethdev control call on this port made through `&PortInner` (ethdev's
+    /// control path is not thread-safe; some PMDs' counters are clear-on-read registers).
+    ctl: Mutex<()>,
 }
 
 // SAFETY: the only non-Send/Sync field is the mempool pointer. A mempool is shared, thread-safe DPDK
@@ -420,8 +533,14 @@ struct PortInner {
 // thread's lcore id); PortInner only passes the pointer to DPDK calls and frees it once, in Drop,
 // when no queue holds the port any more. Everything else is owned data or behind a Mutex.
 unsafe impl Send for PortInner {}
-// SAFETY: see Send: shared references only read plain fields or lock the Mutexes; the DPDK control
-// calls made through &PortInner (stats) are thread-safe per DPDK's ethdev rules for distinct calls.
+// SAFETY: what a shared reference can do: read plain fields, lock the Mutexes, count the pool's
+// mbufs (rte_mempool_in_use_count only reads the ring's and caches' counts: thread-safe, if
+// approximate) and call rte_eth_stats_get, the one ethdev control call made through &PortInner,
+// always with `ctl` held (port_stats), so no two threads run a control call on this port at
+// once. The others (configure, queue setup, start, stop, close) run only in Port::open, before
+// the PortInner exists, and in Drop, with `&mut self`; both under OPEN_LOCK. The data path
+// (rx/tx burst on a queue) is not a control call and needs only one caller per queue, which
+// Port::rx/tx ensure.
 unsafe impl Sync for PortInner {}
 
 impl fmt::Debug for PortInner {
@@ -442,8 +561,12 @@ impl fmt::Debug for PortInner {
 
 impl Drop for PortInner {
     fn drop(&mut self) {
+        // Stop, close and uninit are control calls and a hot-unplug: not alongside another open
+        // (hot-plug, and its log capture, which would take in this close's lines).
+        let _one = OPEN_LOCK.lock().unwrap_or_else(|e| e.into_inner());
         // SAFETY: the port was configured and started by Port::open and no queue is left (each holds
-        // an Arc to this); stop and close are control calls on a valid port id.
+        // an Arc to this); stop and close are control calls on a valid port id, serialised with every
+        // other open and close by OPEN_LOCK and with nothing else on this port (`&mut self`).
         unsafe {
             sys::rte_eth_dev_stop(self.id);
             sys::rte_eth_dev_close(self.id);
@@ -476,13 +599,25 @@ pub fn open_port(device: &str, config: &PortConfig, eal_args: &[String]) -> Resu
     Port::open(device, config, eal_args)
 }
 
-/// Opens `device` with `queue + 1` receive queues and one transmit queue, admits `groups`, and
-/// returns receive queue `queue`: what `--nic dpdk:DEVICE,queue=Q,group=...` asks for. `eal_args`
-/// empty: the running EAL, else the [`TEST_PRESET`] (see [`init_eal`]). The port lives as long as
-/// the queue.
+/// Opens `device` with one receive and one transmit queue, admits `groups`, and returns the
+/// receive queue: what `--nic dpdk:DEVICE[,queue=0],group=...` asks for. `eal_args` empty: the
+/// running EAL, else the [`TEST_PRESET`] (see [`init_eal`]). The port lives as long as the queue.
+///
+/// `queue` must be 0: weir has no multi-queue steering yet (no RSS, no `rte_flow` rules), so on a
+/// NIC every frame lands on queue 0 and any other queue would silently receive nothing. Any
+/// other queue is a [`DpdkError::Invalid`], before anything is opened.
 pub fn open_rx(device: &str, queue: u16, groups: &[Group], eal_args: &[String]) -> Result<DpdkRx, DpdkError> {
-    let config = PortConfig { rx_queues: queue.saturating_add(1), groups: groups.to_vec(), ..PortConfig::default() };
-    Port::open(device, &config, eal_args)?.rx(queue)
+    if queue != 0 {
+        return Err(DpdkError::Invalid {
+            device: device.to_owned(),
+            what: format!(
+                "queue={queue}: multi-queue steering (RSS / rte_flow rules) is not implemented yet, so a NIC \
+                 would deliver every frame to queue 0 and queue {queue} would stay empty; use queue=0"
+            ),
+        });
+    }
+    let config = PortConfig { groups: groups.to_vec(), ..PortConfig::default() };
+    Port::open(device, &config, eal_args)?.rx(0)
 }
 
 /// Whether `name` looks like a PCI address: `DDDD:BB:DD.F` or `BB:DD.F` (hex).
@@ -511,14 +646,17 @@ fn port_by_name(name: &CStr) -> Option<u16> {
 }
 
 /// Closes a half-set-up port on an error path (the Drop of PortInner does it for a finished one).
-struct Unwind {
+/// It lives inside `Port::open_locked`, so it drops with [`OPEN_LOCK`] held: `_open` borrows the
+/// guard to make that a fact of the types (taking the lock again here would deadlock).
+struct Unwind<'a> {
+    _open: &'a MutexGuard<'static, ()>,
     id: Option<u16>,
     vdev: Option<CString>,
     pool: *mut sys::rte_mempool,
     claimed: Option<u16>,
 }
 
-impl Unwind {
+impl Unwind<'_> {
     /// The open succeeded: nothing to undo.
     fn disarm(&mut self) {
         self.id = None;
@@ -528,18 +666,19 @@ impl Unwind {
     }
 }
 
-impl Drop for Unwind {
+impl Drop for Unwind<'_> {
     fn drop(&mut self) {
         if let Some(id) = self.id {
-            // SAFETY: control calls on a valid port id; stop/close of a port that was never started
-            // or configured is harmless (they return an error code, ignored here).
+            // SAFETY: control calls on a valid port id, under OPEN_LOCK (`_open`) and on a port no
+            // one else has yet; stop/close of a port that was never started or configured is
+            // harmless (they return an error code, ignored here).
             unsafe {
                 sys::rte_eth_dev_stop(id);
                 sys::rte_eth_dev_close(id);
             }
         }
         if let Some(v) = &self.vdev {
-            // SAFETY: a valid C string naming the vdev created by this open.
+            // SAFETY: a valid C string naming the vdev created by this open; under OPEN_LOCK.
             unsafe { sys::rte_vdev_uninit(v.as_ptr()) };
         }
         if !self.pool.is_null() {
@@ -567,10 +706,10 @@ impl Port {
     pub fn open(device: &str, config: &PortConfig, eal_args: &[String]) -> Result<Port, DpdkError> {
         init_eal(eal_args)?;
         // One open at a time: hot-plug and the log capture are process-wide.
-        let _one = OPEN_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        let one = OPEN_LOCK.lock().unwrap_or_else(|e| e.into_inner());
         // SAFETY: no preconditions; captures are serialised by OPEN_LOCK.
         unsafe { sys::shim_log_capture_begin() };
-        let result = Self::open_locked(device, config);
+        let result = Self::open_locked(device, config, &one);
         let mut buf = vec![0u8; 4096];
         // SAFETY: `buf` has room for buf.len() bytes.
         let n = unsafe { sys::shim_log_capture_end(buf.as_mut_ptr().cast(), buf.len()) };
@@ -583,10 +722,19 @@ impl Port {
         })
     }
 
-    fn open_locked(device: &str, config: &PortConfig) -> Result<Port, DpdkError> {
+    /// [`Port::open`]'s work, with `open` (the [`OPEN_LOCK`] guard) held.
+    fn open_locked(device: &str, config: &PortConfig, open: &MutexGuard<'static, ()>) -> Result<Port, DpdkError> {
         let invalid = |what: String| DpdkError::Invalid { device: device.to_owned(), what };
         if config.rx_queues == 0 {
             return Err(invalid("rx_queues must be at least 1".into()));
+        }
+        if config.rx_queues > 1 && !config.unsteered_rx_queues {
+            return Err(invalid(format!(
+                "{} receive queues: multi-queue steering (RSS / rte_flow rules) is not implemented yet, so a \
+                 NIC would deliver every frame to queue 0; use one receive queue (or set \
+                 PortConfig::unsteered_rx_queues to take that as it is)",
+                config.rx_queues
+            )));
         }
         let (name, dev_args) = match device.split_once(',') {
             Some((n, a)) => (n, Some(a)),
@@ -597,7 +745,7 @@ impl Port {
         }
         let name = if is_pci_address(name) && name.len() == 7 { format!("0000:{name}") } else { name.to_owned() };
         let c_name = CString::new(name.as_str()).map_err(|_| invalid("device name contains a NUL".into()))?;
-        let mut unwind = Unwind { id: None, vdev: None, pool: ptr::null_mut(), claimed: None };
+        let mut unwind = Unwind { _open: open, id: None, vdev: None, pool: ptr::null_mut(), claimed: None };
 
         // The port: an existing one by name, or a vdev hot-plugged now.
         let existing = if dev_args.is_none() { port_by_name(&c_name) } else { None };
@@ -627,14 +775,15 @@ impl Port {
                 let c_args = CString::new(dev_args.unwrap_or(""))
                     .map_err(|_| invalid("device arguments contain a NUL".into()))?;
                 // SAFETY: two valid C strings; DPDK copies what it keeps.
-                let rc =
-                    call("rte_vdev_init", device, || unsafe { sys::rte_vdev_init(c_name.as_ptr(), c_args.as_ptr()) })
-                        .map_err(|mut e| {
-                        if let DpdkError::Call { errno: 0, text, .. } = &mut e {
-                            *text = "the driver refused the device or its arguments (no error code given)".into();
-                        }
-                        e
-                    })?;
+                let rc = call("rte_vdev_init", device, Ret::Mixed, || unsafe {
+                    sys::rte_vdev_init(c_name.as_ptr(), c_args.as_ptr())
+                })
+                .map_err(|mut e| {
+                    if let DpdkError::Call { errno: 0, text, .. } = &mut e {
+                        *text = "the driver refused the device or its arguments (no error code given)".into();
+                    }
+                    e
+                })?;
                 if rc > 0 {
                     // The bus found a driver by name but none probed the device.
                     return Err(not_found());
@@ -663,7 +812,7 @@ impl Port {
         // own examples initialise it before rte_eth_dev_info_get fills it.
         let mut info: sys::rte_eth_dev_info = unsafe { std::mem::zeroed() };
         // SAFETY: valid port id and out-pointer.
-        call("rte_eth_dev_info_get", device, || unsafe { sys::rte_eth_dev_info_get(id, &mut info) })?;
+        call("rte_eth_dev_info_get", device, Ret::NegErrno, || unsafe { sys::rte_eth_dev_info_get(id, &mut info) })?;
         let driver = if info.driver_name.is_null() {
             String::new()
         } else {
@@ -692,12 +841,12 @@ impl Port {
         }
         unwind.id = Some(id);
         // SAFETY: valid port id, queue counts within the device's maxima, a valid conf.
-        call("rte_eth_dev_configure", device, || unsafe {
+        call("rte_eth_dev_configure", device, Ret::NegErrno, || unsafe {
             sys::rte_eth_dev_configure(id, config.rx_queues, tx_queues, &conf)
         })?;
         let (mut nb_rxd, mut nb_txd) = (config.rx_desc.max(1), config.tx_desc.max(1));
         // SAFETY: valid port id and out-pointers.
-        call("rte_eth_dev_adjust_nb_rx_tx_desc", device, || unsafe {
+        call("rte_eth_dev_adjust_nb_rx_tx_desc", device, Ret::NegErrno, || unsafe {
             sys::rte_eth_dev_adjust_nb_rx_tx_desc(id, &mut nb_rxd, &mut nb_txd)
         })?;
 
@@ -725,24 +874,24 @@ impl Port {
             sys::rte_pktmbuf_pool_create(c_pool.as_ptr(), pool_size, cache, 0, sys::RTE_MBUF_DEFAULT_BUF_SIZE, socket)
         };
         if pool.is_null() {
-            return Err(call_err("rte_pktmbuf_pool_create", device, -1));
+            return Err(call_err("rte_pktmbuf_pool_create", device, -1, Ret::RteErrno));
         }
         unwind.pool = pool;
         for q in 0..config.rx_queues {
             // SAFETY: valid port id and queue (< configured count), null rxconf = the device's
             // defaults, a valid pool that outlives the port (freed after close).
-            call("rte_eth_rx_queue_setup", device, || unsafe {
+            call("rte_eth_rx_queue_setup", device, Ret::NegErrno, || unsafe {
                 sys::rte_eth_rx_queue_setup(id, q, nb_rxd, socket as u32, ptr::null(), pool)
             })?;
         }
         for q in 0..tx_queues {
             // SAFETY: as above, null txconf = the device's defaults.
-            call("rte_eth_tx_queue_setup", device, || unsafe {
+            call("rte_eth_tx_queue_setup", device, Ret::NegErrno, || unsafe {
                 sys::rte_eth_tx_queue_setup(id, q, nb_txd, socket as u32, ptr::null())
             })?;
         }
         // SAFETY: a configured port with every queue set up.
-        call("rte_eth_dev_start", device, || unsafe { sys::rte_eth_dev_start(id) })?;
+        call("rte_eth_dev_start", device, Ret::NegErrno, || unsafe { sys::rte_eth_dev_start(id) })?;
 
         // Multicast: allmulticast is the safety net (a full or missing MAC filter still delivers);
         // the filter is what a NIC that refuses allmulticast needs.
@@ -752,7 +901,7 @@ impl Port {
         match unsafe { sys::rte_eth_allmulticast_enable(id) } {
             0 => {}
             rc if rc == enotsup => notes.push(format!("{driver}: allmulticast not supported")),
-            rc => return Err(call_err("rte_eth_allmulticast_enable", device, rc)),
+            rc => return Err(call_err("rte_eth_allmulticast_enable", device, rc, Ret::NegErrno)),
         }
         if !config.groups.is_empty() {
             let mut macs: Vec<sys::rte_ether_addr> = Vec::new();
@@ -768,7 +917,7 @@ impl Port {
                 rc if rc == enotsup => notes.push(format!(
                     "{driver}: no multicast MAC filter (set_mc_addr_list: ENOTSUP): every frame is delivered"
                 )),
-                rc => return Err(call_err("rte_eth_dev_set_mc_addr_list", device, rc)),
+                rc => return Err(call_err("rte_eth_dev_set_mc_addr_list", device, rc, Ret::NegErrno)),
             }
         }
 
@@ -791,6 +940,7 @@ impl Port {
                 notes,
                 rx_taken: Mutex::new(vec![false; usize::from(config.rx_queues)]),
                 tx_taken: Mutex::new(vec![false; usize::from(tx_queues)]),
+                ctl: Mutex::new(()),
             }),
         })
     }
@@ -899,8 +1049,10 @@ fn give_back(taken: &Mutex<Vec<bool>>, queue: u16) {
 fn port_stats(port: &PortInner) -> Result<PortStats, DpdkError> {
     // SAFETY: plain integers; all-zero is valid.
     let mut s: sys::rte_eth_stats = unsafe { std::mem::zeroed() };
-    // SAFETY: valid port id and out-pointer.
-    call("rte_eth_stats_get", &port.device, || unsafe { sys::rte_eth_stats_get(port.id, &mut s) })?;
+    let _ctl = port.ctl.lock().unwrap_or_else(|e| e.into_inner());
+    // SAFETY: a valid, started port id and a valid out-pointer; `ctl` is held, so no other control
+    // call runs on this port meanwhile (see the Sync impl of PortInner).
+    call("rte_eth_stats_get", &port.device, Ret::NegErrno, || unsafe { sys::rte_eth_stats_get(port.id, &mut s) })?;
     Ok(PortStats {
         ipackets: s.ipackets,
         opackets: s.opackets,
@@ -936,19 +1088,35 @@ fn timestamps(id: u16, driver: &str, hw_stamps: bool, notes: &mut Vec<String>) -
     if !hw_stamps {
         return Stamps::Host;
     }
-    // Device clock → wall clock: two readings 20 ms apart give the slope.
-    let read = || {
-        let mut t = 0u64;
-        // SAFETY: valid port id and out-pointer.
-        let rc = unsafe { sys::rte_eth_read_clock(id, &mut t) };
-        (rc == 0).then(|| (t, wall_ns()))
+    // Device clock → wall clock: two samples 20 ms apart give the slope, once (see the module
+    // docs on drift). A sample is a wall-clock read bracketed by two device-clock reads, paired
+    // with their midpoint; of a few tries, the one with the smallest round trip.
+    let sample = || {
+        let read = || {
+            let mut t = 0u64;
+            // SAFETY: a valid, started port id (not shared yet: no other control call can run on
+            // it) and a valid out-pointer.
+            let rc = unsafe { sys::rte_eth_read_clock(id, &mut t) };
+            (rc == 0).then_some(t)
+        };
+        let mut best: Option<(u64, u64, i64)> = None; // (round trip, midpoint ticks, wall ns)
+        for _ in 0..5 {
+            let t0 = read()?;
+            let ns = wall_ns();
+            let t1 = read()?;
+            let Some(trip) = t1.checked_sub(t0) else { continue };
+            if best.is_none_or(|(b, _, _)| trip < b) {
+                best = Some((trip, t0 + trip / 2, ns));
+            }
+        }
+        best.map(|(_, ticks, ns)| (ticks, ns))
     };
-    let Some((ticks0, ns0)) = read() else {
-        notes.push(format!("{driver}: rx timestamps, but rte_eth_read_clock fails: host stamps"));
+    let Some((ticks0, ns0)) = sample() else {
+        notes.push(format!("{driver}: rx timestamps, but rte_eth_read_clock fails or runs backwards: host stamps"));
         return Stamps::Host;
     };
     std::thread::sleep(Duration::from_millis(20));
-    match read() {
+    match sample() {
         Some((ticks1, ns1)) if ticks1 > ticks0 && ns1 > ns0 => {
             Stamps::NicTicks { offset, flag, ticks0, ns0, ns_per_tick: (ns1 - ns0) as f64 / (ticks1 - ticks0) as f64 }
         }
@@ -1290,6 +1458,24 @@ mod tests {
     fn multicast_macs() {
         assert_eq!(mcast_mac(Ipv4Addr::new(233, 215, 21, 4)), [0x01, 0x00, 0x5e, 0x57, 0x15, 0x04]);
         assert_eq!(mcast_mac(Ipv4Addr::new(239, 129, 2, 3)), [0x01, 0x00, 0x5e, 0x01, 0x02, 0x03]);
+    }
+
+    #[test]
+    fn return_conventions() {
+        let errno = |e: DpdkError| match e {
+            DpdkError::Call { errno, .. } => errno,
+            e => panic!("{e:?}"),
+        };
+        // A negative errno: -1 is EPERM, not "look at rte_errno".
+        assert_eq!(errno(call_err("f", "d", -1, Ret::NegErrno)), libc::EPERM);
+        assert_eq!(errno(call_err("f", "d", -libc::EINVAL, Ret::NegErrno)), libc::EINVAL);
+        // rte_vdev_init: the bus's negative errnos as such, a driver's bare -1 by rte_errno.
+        assert_eq!(errno(call_err("f", "d", -libc::EEXIST, Ret::Mixed)), libc::EEXIST);
+        let e = call("f", "d", Ret::Mixed, || -1).unwrap_err();
+        assert!(e.to_string().contains("no error code given"), "{e}");
+        let e = call("f", "d", Ret::RteErrno, || -1).unwrap_err();
+        assert_eq!(errno(e), 0);
+        assert_eq!(call("f", "d", Ret::NegErrno, || 3), Ok(3));
     }
 
     #[test]
