@@ -8,7 +8,9 @@
 //! ```
 //!
 //! A DPDK vdev takes `key=value` arguments of its own (`net_pcap0,rx_pcap=F`), so in a `dpdk:`
-//! spec only `queue=` and `group=` are weir's; everything else goes to the device.
+//! spec only `queue=` and `group=` are weir's; everything else goes to the device. Only queue 0
+//! opens today: weir does not steer traffic to other queues yet (no RSS or rte_flow rules), and
+//! the DPDK backend says so.
 
 use std::fmt;
 use std::net::Ipv4Addr;

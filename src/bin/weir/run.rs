@@ -20,7 +20,7 @@ use crate::PublisherArgs;
 #[derive(clap::Args, Debug)]
 pub(crate) struct RunArgs {
     /// The A line: `pcap:FILE[,pace=max|recorded|xN]`, `udp:GROUP:PORT[,iface=NAME]` or
-    /// `dpdk:DEVICE[,queue=Q][,group=GROUP:PORT]`.
+    /// `dpdk:DEVICE[,queue=0][,group=GROUP:PORT]` (queue 0 only: no traffic steering yet).
     #[arg(long, value_name = "SPEC")]
     nic: String,
     /// The B line of the same feed: the first copy of each segment wins.
