@@ -13,10 +13,10 @@
 //! Run: `cargo bench --features dpdk --bench dpdk_loop` (as root).
 
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use weir::harness::{Discard, LoopedCapture};
+use weir::harness::{Discard, LoopedCapture, time_packets};
 use weir::lcore::PollLoop;
 use weir::nic::dpdk::{Port, PortConfig};
 use weir::nic::{BURST, RxQueue, TxQueue};
@@ -26,15 +26,6 @@ const TOPS16: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/iex/timpal
 
 fn tops16() -> LoopedCapture {
     LoopedCapture::load(std::path::Path::new(TOPS16)).unwrap()
-}
-
-fn timed(packets: u64, mut poll: impl FnMut() -> usize) -> Duration {
-    let start = Instant::now();
-    let mut seen = 0;
-    while seen < packets {
-        seen += poll() as u64;
-    }
-    start.elapsed()
 }
 
 fn open(device: &str) -> Port {
@@ -54,7 +45,7 @@ fn net_null(c: &mut Criterion) {
         b.iter_custom(|iters| {
             (0..iters)
                 .map(|_| {
-                    timed(PACKETS, || {
+                    time_packets(PACKETS, || {
                         let n = rx.rx_burst();
                         for i in 0..n {
                             black_box(rx.frame(i).data.first());
@@ -66,7 +57,9 @@ fn net_null(c: &mut Criterion) {
         })
     });
     let mut l = PollLoop::new(rx, NormalizerConfig::default(), Discard);
-    g.bench_function("poll_loop", |b| b.iter_custom(|iters| (0..iters).map(|_| timed(PACKETS, || l.poll())).sum()));
+    g.bench_function("poll_loop", |b| {
+        b.iter_custom(|iters| (0..iters).map(|_| time_packets(PACKETS, || l.poll())).sum())
+    });
     let r = l.report();
     assert!(r.replay.other_traffic > 0 && r.replay.errors == 0);
     g.finish();
@@ -97,7 +90,7 @@ fn net_ring(c: &mut Criterion) {
         b.iter_custom(|iters| {
             (0..iters)
                 .map(|_| {
-                    timed(PACKETS, || {
+                    time_packets(PACKETS, || {
                         feed(&mut stream, &mut tx);
                         let n = rx.rx_burst();
                         for i in 0..n {
@@ -119,7 +112,7 @@ fn net_ring(c: &mut Criterion) {
         b.iter_custom(|iters| {
             (0..iters)
                 .map(|_| {
-                    timed(PACKETS, || {
+                    time_packets(PACKETS, || {
                         feed(&mut stream, &mut tx);
                         l.poll()
                     })

@@ -15,10 +15,10 @@
 //! (feature `dpdk`). Run: `cargo bench --bench poll_loop`.
 
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use weir::harness::{Discard, LoopedCapture};
+use weir::harness::{Discard, LoopedCapture, time_packets};
 use weir::lcore::PollLoop;
 use weir::nic::RxQueue;
 use weir_feeds::frame::{LinkType, peel_udp};
@@ -28,16 +28,6 @@ const TOPS16: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/iex/timpal
 
 fn tops16() -> LoopedCapture {
     LoopedCapture::load(std::path::Path::new(TOPS16)).unwrap()
-}
-
-/// Polls until `packets` frames have gone by; returns the time taken.
-fn timed(packets: u64, mut poll: impl FnMut() -> usize) -> Duration {
-    let start = Instant::now();
-    let mut seen = 0;
-    while seen < packets {
-        seen += poll() as u64;
-    }
-    start.elapsed()
 }
 
 fn bench(c: &mut Criterion) {
@@ -52,7 +42,7 @@ fn bench(c: &mut Criterion) {
         b.iter_custom(|iters| {
             (0..iters)
                 .map(|_| {
-                    timed(PACKETS, || {
+                    time_packets(PACKETS, || {
                         let n = q.rx_burst();
                         for i in 0..n {
                             black_box(q.frame(i).data[14]);
@@ -68,7 +58,7 @@ fn bench(c: &mut Criterion) {
         b.iter_custom(|iters| {
             (0..iters)
                 .map(|_| {
-                    timed(PACKETS, || {
+                    time_packets(PACKETS, || {
                         let n = q.rx_burst();
                         for i in 0..n {
                             let _ = black_box(peel_udp(LinkType::Ethernet, q.frame(i).data));
@@ -81,8 +71,10 @@ fn bench(c: &mut Criterion) {
     });
     let mut l = PollLoop::new(tops16(), NormalizerConfig::default(), Discard);
     // Warm: symbols interned, books sized, as after the pre-market spin.
-    timed(13_022, || l.poll());
-    g.bench_function("poll_loop", |b| b.iter_custom(|iters| (0..iters).map(|_| timed(PACKETS, || l.poll())).sum()));
+    time_packets(13_022, || l.poll());
+    g.bench_function("poll_loop", |b| {
+        b.iter_custom(|iters| (0..iters).map(|_| time_packets(PACKETS, || l.poll())).sum())
+    });
     g.finish();
     let r = l.report();
     assert_eq!(r.replay.gaps.count, 0, "the looped stream must stay gap-free");

@@ -83,6 +83,16 @@ impl Observer for Latencies {
     }
 }
 
+/// Polls until `packets` frames have gone by; the time it took (for throughput benches).
+pub fn time_packets(packets: u64, mut poll: impl FnMut() -> usize) -> Duration {
+    let start = Instant::now();
+    let mut seen = 0;
+    while seen < packets {
+        seen += poll() as u64;
+    }
+    start.elapsed()
+}
+
 /// Drops records (the sink's cost is the bus's business, measured in its own issue).
 #[derive(Debug, Default)]
 pub struct Discard;

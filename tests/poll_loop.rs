@@ -59,6 +59,17 @@ const CAPTURES: &[&str] = &[
     "omi-data-packets/DeepPlus.IexTp.1.0.2/all_message_types.pcap",
 ];
 
+/// Allocations the loop's thread makes while it runs to the end, after one warm-up burst (which
+/// sizes the queue's arena to the capture's frames).
+fn allocations_in_run<Q: RxQueue, R: RecordSink>(l: &mut PollLoop<Q, R>) -> u64 {
+    l.poll();
+    ALLOCS.store(0, Ordering::Relaxed);
+    COUNTING.with(|c| c.set(true));
+    l.run();
+    COUNTING.with(|c| c.set(false));
+    ALLOCS.load(Ordering::Relaxed)
+}
+
 /// Records into a buffer reserved up front: a sink that never allocates (as the bus will be).
 struct Reserved(Vec<u8>);
 
@@ -110,13 +121,7 @@ fn no_allocation_per_packet() {
     for rel in CAPTURES {
         let queue = PcapRx::open(&common::data(rel), Pace::Max).unwrap();
         let mut l = PollLoop::new(queue, config, Reserved(Vec::with_capacity(64 << 20)));
-        // Warm up: the first burst sizes the queue's arena to the capture's frames.
-        l.poll();
-        ALLOCS.store(0, Ordering::Relaxed);
-        COUNTING.with(|c| c.set(true));
-        l.run();
-        COUNTING.with(|c| c.set(false));
-        let allocs = ALLOCS.load(Ordering::Relaxed);
+        let allocs = allocations_in_run(&mut l);
         let report = l.report();
         assert!(report.replay.messages > 0, "{rel}");
         assert_eq!(report.replay.books.unwrap().growths, 0, "{rel}: books grew");
@@ -131,12 +136,7 @@ fn the_counter_sees_an_allocating_sink() {
     // The allocation test above must be able to fail: a sink that grows a Vec is caught.
     let queue = PcapRx::open(&common::data(CAPTURES[0]), Pace::Max).unwrap();
     let mut l = PollLoop::new(queue, NormalizerConfig::default(), Vec::new());
-    l.poll();
-    ALLOCS.store(0, Ordering::Relaxed);
-    COUNTING.with(|c| c.set(true));
-    l.run();
-    COUNTING.with(|c| c.set(false));
-    assert!(ALLOCS.load(Ordering::Relaxed) > 0);
+    assert!(allocations_in_run(&mut l) > 0);
 }
 
 #[test]
@@ -306,12 +306,7 @@ fn writing_a_dbn_file_costs_the_loop_no_allocation() {
     let config = NormalizerConfig { levels: 512, orders: 1 << 16, ..NormalizerConfig::default() };
     let queue = PcapRx::open(&common::data(CAPTURES[0]), Pace::Max).unwrap();
     let mut l = PollLoop::new(queue, config, weir::dbn_out::DbnFile::create(&out).unwrap());
-    l.poll();
-    ALLOCS.store(0, Ordering::Relaxed);
-    COUNTING.with(|c| c.set(true));
-    l.run();
-    COUNTING.with(|c| c.set(false));
-    let allocs = ALLOCS.load(Ordering::Relaxed);
+    let allocs = allocations_in_run(&mut l);
     let extra = l.books().sink().inner.extra_chunks();
     assert_eq!(allocs, extra, "{allocs} allocations, {extra} of them extra output chunks");
     let records = std::mem::replace(&mut l.books_mut().sink_mut().inner, weir::dbn_out::DbnFile::counting());
