@@ -432,15 +432,11 @@ impl<Q: RxQueue, R: RecordSink, O: Observer> PollLoop<Q, R, O> {
 
 #[cold]
 fn frame_fault(e: FrameError, other: &mut u64, corrupt: &mut u64, log: &mut FaultLog) {
-    match e {
-        FrameError::NotIpv4 { .. }
-        | FrameError::NotUdp { .. }
-        | FrameError::Fragment
-        | FrameError::UnsupportedLinkType(_) => *other += 1,
-        FrameError::Truncated { .. } | FrameError::Malformed { .. } => {
-            *corrupt += 1;
-            log.record(Fault::Frame(e));
-        }
+    if e.is_other_traffic() {
+        *other += 1;
+    } else {
+        *corrupt += 1;
+        log.record(Fault::Frame(e));
     }
 }
 

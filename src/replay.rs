@@ -401,16 +401,12 @@ struct FrameCounts {
 impl FrameCounts {
     #[cold]
     fn frame_error<S>(&mut self, e: FrameError, tracking: &mut Tracking<'_, S>) {
-        match e {
-            FrameError::NotIpv4 { .. }
-            | FrameError::NotUdp { .. }
-            | FrameError::Fragment
-            | FrameError::UnsupportedLinkType(_) => self.other_traffic += 1,
-            FrameError::Truncated { .. } | FrameError::Malformed { .. } => {
-                self.corrupt += 1;
-                tracking.locus.payload_offset = 0;
-                tracking.record(format_args!("{e}"));
-            }
+        if e.is_other_traffic() {
+            self.other_traffic += 1;
+        } else {
+            self.corrupt += 1;
+            tracking.locus.payload_offset = 0;
+            tracking.record(format_args!("{e}"));
         }
     }
 

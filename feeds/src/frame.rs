@@ -82,6 +82,20 @@ pub enum FrameError {
     },
 }
 
+impl FrameError {
+    /// Whether the frame is simply not IPv4/UDP (other traffic, to count and skip) rather than a
+    /// damaged one (a fault, to report with its location).
+    pub const fn is_other_traffic(&self) -> bool {
+        matches!(
+            self,
+            FrameError::NotIpv4 { .. }
+                | FrameError::NotUdp { .. }
+                | FrameError::Fragment
+                | FrameError::UnsupportedLinkType(_)
+        )
+    }
+}
+
 /// A protocol layer, for error reports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Layer {

@@ -102,6 +102,28 @@ pub fn interface_index(name: &str) -> io::Result<u32> {
     if index == 0 { Err(io::Error::last_os_error()) } else { Ok(index) }
 }
 
+/// Makes `socket`'s multicast go out of interface `name` (`IP_MULTICAST_IF` by index).
+pub fn send_multicast_out_of(socket: &std::net::UdpSocket, name: &str) -> io::Result<()> {
+    let index = interface_index(name)?;
+    let mreq = libc::ip_mreqn {
+        imr_multiaddr: libc::in_addr { s_addr: 0 },
+        imr_address: libc::in_addr { s_addr: 0 },
+        imr_ifindex: index as libc::c_int,
+    };
+    let fd = socket.as_raw_fd();
+    // SAFETY: `mreq` is a valid ip_mreqn and its size is passed with it; `fd` is a live socket.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::IPPROTO_IP,
+            libc::IP_MULTICAST_IF,
+            (&mreq as *const libc::ip_mreqn).cast(),
+            mem::size_of::<libc::ip_mreqn>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+}
+
 impl UdpRx {
     /// Opens a socket on `group`, joined on `iface` (the kernel's default route otherwise).
     pub fn open(group: Group, iface: Option<&str>) -> Result<UdpRx, UdpError> {
@@ -308,19 +330,7 @@ mod tests {
         };
         let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
         tx.set_multicast_loop_v4(true).unwrap();
-        // Send through lo: IP_MULTICAST_IF by address.
-        let lo = libc::in_addr { s_addr: u32::from_ne_bytes([127, 0, 0, 1]) };
-        // SAFETY: valid in_addr, size passed.
-        let rc = unsafe {
-            libc::setsockopt(
-                tx.as_raw_fd(),
-                libc::IPPROTO_IP,
-                libc::IP_MULTICAST_IF,
-                (&lo as *const libc::in_addr).cast(),
-                mem::size_of::<libc::in_addr>() as libc::socklen_t,
-            )
-        };
-        assert_eq!(rc, 0, "{}", io::Error::last_os_error());
+        send_multicast_out_of(&tx, "lo").unwrap();
         for i in 0..40u32 {
             tx.send_to(&i.to_le_bytes(), (group.addr, port)).unwrap();
         }

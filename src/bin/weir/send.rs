@@ -1,10 +1,7 @@
 //! `weir send`: a capture's UDP datagrams sent again as multicast, to their recorded groups and
 //! ports, through a kernel socket: a test feed for `weir run` on another interface or machine.
 
-use std::io;
-use std::mem;
 use std::net::{SocketAddrV4, UdpSocket};
-use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -52,25 +49,7 @@ fn send(args: &SendArgs) -> Result<(u64, u64), String> {
     socket.set_multicast_ttl_v4(args.ttl).map_err(|e| format!("IP_MULTICAST_TTL: {e}"))?;
     socket.set_multicast_loop_v4(false).map_err(|e| format!("IP_MULTICAST_LOOP: {e}"))?;
     if let Some(name) = &args.iface {
-        let index = weir::nic::udp::interface_index(name).map_err(|e| format!("interface {name}: {e}"))?;
-        let mreq = libc::ip_mreqn {
-            imr_multiaddr: libc::in_addr { s_addr: 0 },
-            imr_address: libc::in_addr { s_addr: 0 },
-            imr_ifindex: index as libc::c_int,
-        };
-        // SAFETY: `mreq` is a valid ip_mreqn and its size is passed with it.
-        let rc = unsafe {
-            libc::setsockopt(
-                socket.as_raw_fd(),
-                libc::IPPROTO_IP,
-                libc::IP_MULTICAST_IF,
-                (&mreq as *const libc::ip_mreqn).cast(),
-                mem::size_of::<libc::ip_mreqn>() as libc::socklen_t,
-            )
-        };
-        if rc != 0 {
-            return Err(format!("IP_MULTICAST_IF {name}: {}", io::Error::last_os_error()));
-        }
+        weir::nic::udp::send_multicast_out_of(&socket, name).map_err(|e| format!("IP_MULTICAST_IF {name}: {e}"))?;
     }
     let (mut sent, mut skipped) = (0u64, 0u64);
     let mut origin: Option<(i64, Instant)> = None;
