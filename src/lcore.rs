@@ -127,8 +127,6 @@ pub struct Live {
     pub records: AtomicU64,
     /// Set by anyone to end the run at the next poll.
     pub stop: AtomicBool,
-    /// Set by the loop when it has ended.
-    pub done: AtomicBool,
 }
 
 /// When a run ends.
@@ -365,7 +363,6 @@ impl<Q: RxQueue, R: RecordSink, O: Observer> PollLoop<Q, R, O> {
             }
         }
         self.end_tsc = Some(self.clock.raw());
-        self.live.done.store(true, Ordering::Release);
     }
 
     /// Seconds from the start of the run to its end (or to now, while it runs).
@@ -447,12 +444,11 @@ where
     O: Observer + Send + 'static,
 {
     /// This loop as a poller for an executor worker. When the run ends (see
-    /// [`should_stop`](Self::should_stop)) the loop sends itself to `done`, sets [`Live::done`],
+    /// [`should_stop`](Self::should_stop)) the loop sends itself to `done`
     /// and the poller goes quiet.
     pub fn into_poller(mut self, done: mpsc::Sender<Self>) -> impl FnMut() -> bool + Send + 'static {
         self.start_tsc = self.clock.raw();
         self.last_frame_tsc = self.start_tsc;
-        let live = self.live.clone();
         let mut slot = Some(self);
         move || {
             let Some(l) = slot.as_mut() else { return false };
@@ -462,7 +458,6 @@ where
             {
                 l.end_tsc = Some(l.clock.raw());
                 let _ = done.send(l);
-                live.done.store(true, Ordering::Release);
             }
             busy
         }
