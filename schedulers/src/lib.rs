@@ -9,6 +9,7 @@
 //! | [`queue`] | the per-worker stealable ring ([`queue::local`], tokio's design) and intrusive injector/inbox FIFOs | yes |
 //! | [`time`] | the [`Clock`](time::Clock) trait, a hierarchical timer [`Wheel`](time::wheel::Wheel), [`Sleep`](time::Sleep) and [`Timeout`](time::Timeout) | yes |
 //! | [`executor`] | the scheduler: spawn paths, the LIFO slot, NUMA-ordered stealing, the idle protocol, per-worker counters, [`Worker::run`](executor::Worker::run) | yes |
+//! | [`dag`] | DAG computation: graph, partitioners, explain, the run (dependency counters, stealing), live recompute | yes (runs need `std`) |
 //! | [`rt`] | pinned worker threads, parking, [`block_on`](rt::block_on), [`Runtime`](rt::Runtime) with its builder and shutdown | `std` |
 //!
 //! Without `std` the executor runs on whatever threads the embedder provides ([`executor::new`] returns the
@@ -31,6 +32,7 @@
 
 extern crate alloc;
 
+pub mod dag;
 pub mod executor;
 pub mod queue;
 #[cfg(feature = "std")]
