@@ -6,7 +6,15 @@
 //! | module | what |
 //! |---|---|
 //! | [`graph`] | the validated shape: names, kinds, costs, groups, pins, edges both ways (CSR), topological order |
+//! | [`compute`] | typed computations: nodes are functions of their inputs, per-asset fan-out, set sources, live recompute (`std`) |
+//! | [`dirty`] | what a change reaches: the downstream set in dependency order |
+//! | [`run`] | the run: dependency counters, per-worker rings and inboxes, stealing, failures, the watchdog (`std`) |
 
+#[cfg(feature = "std")]
+pub mod compute;
+pub mod dirty;
 pub mod graph;
+#[cfg(feature = "std")]
+pub mod run;
 
 pub use graph::{Graph, GraphBuilder, GraphError, NodeId};
