@@ -9,6 +9,7 @@
 //! | [`compute`] | typed computations: nodes are functions of their inputs, per-asset fan-out, set sources, live recompute (`std`) |
 //! | [`dirty`] | what a change reaches: the downstream set in dependency order |
 //! | [`run`] | the run: dependency counters, per-worker rings and inboxes, stealing, failures, the watchdog (`std`) |
+//! | [`synthetic`] | busy-work bodies calibrated to a cost in ns, and the single-thread topological baseline (`std`) |
 
 #[cfg(feature = "std")]
 pub mod compute;
@@ -16,5 +17,7 @@ pub mod dirty;
 pub mod graph;
 #[cfg(feature = "std")]
 pub mod run;
+#[cfg(feature = "std")]
+pub mod synthetic;
 
 pub use graph::{Graph, GraphBuilder, GraphError, NodeId};

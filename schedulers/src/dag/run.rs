@@ -17,6 +17,7 @@
 //! completes for the set time it stops handing out nodes and returns what is running and what waits on what.
 
 use alloc::boxed::Box;
+use alloc::collections::VecDeque;
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -39,6 +40,12 @@ use crate::sync::CachePadded;
 pub const NODES_PER_TURN: u32 = 512;
 /// How long an idle worker task keeps looking (yielding between looks) before it sleeps on its waker.
 const SPIN_BEFORE_SLEEP: Duration = Duration::from_micros(50);
+/// An idle worker checks its inbox this many times (about a microsecond) before trying to steal.
+const INBOX_WATCH_SPINS: u32 = 256;
+/// A worker refills its stealable ring when it holds fewer than this many nodes...
+const EXPOSE_LOW: usize = 8;
+/// ...with up to this many of its oldest ready nodes.
+const EXPOSE_BATCH: usize = 32;
 /// The bit in a node's counter that says an input failed.
 const POISON: u32 = 1 << 31;
 
@@ -422,7 +429,7 @@ impl Runner {
         let graph = &self.plan.graph;
         let started = Instant::now();
         if total > 0 {
-            let capacity = (graph.len().max(2)).next_power_of_two().clamp(256, 1 << 16);
+            let capacity = local::DEFAULT_CAPACITY;
             let (locals, stealers): (Vec<_>, Vec<_>) =
                 (0..self.plan.workers).map(|_| local::new::<u32>(capacity)).unzip();
             let stealers: Arc<[Stealer<u32>]> = stealers.into();
@@ -437,6 +444,7 @@ impl Runner {
                     stealers: stealers.clone(),
                     body: body.clone(),
                     local,
+                    stack: VecDeque::new(),
                     spill: RefCell::new(Vec::new()),
                     pinned_ready: Vec::new(),
                     inline: NONE,
@@ -666,6 +674,9 @@ struct WorkerTask<B> {
     stealers: Arc<[Stealer<u32>]>,
     body: Arc<B>,
     local: Local<u32>,
+    /// Ready nodes not exposed to thieves (LIFO at the back; exposed from the front, the oldest).
+    stack: VecDeque<u32>,
+    /// The ring's overflow (only if a steal filled it): moved back to the stack when the worker runs dry.
     spill: RefCell<Vec<u32>>,
     pinned_ready: Vec<u32>,
     /// The ready successor to run next, without queueing it (`NONE`: none).
@@ -705,6 +716,7 @@ impl<B: Body> WorkerTask<B> {
                     self.mark = Instant::now();
                 }
                 self.execute(v);
+                self.expose();
                 budget -= 1;
                 if budget == 0 {
                     cx.waker().wake_by_ref();
@@ -721,6 +733,11 @@ impl<B: Body> WorkerTask<B> {
             self.flush();
             if self.shared.done.load(Ordering::Acquire) {
                 return self.exit();
+            }
+            // Watch the inbox for a moment before anything costlier: a successor sent by another worker usually
+            // arrives within a cache-line transfer or a node's run.
+            if self.watch_inbox() {
+                continue;
             }
             if let Some(v) = self.steal() {
                 self.idle_since = None;
@@ -740,6 +757,36 @@ impl<B: Body> WorkerTask<B> {
         }
     }
 
+    /// Spin briefly on this worker's inbox; true when something arrived (or the run ended).
+    fn watch_inbox(&self) -> bool {
+        let slot = &self.shared.slots[self.me as usize];
+        for _ in 0..INBOX_WATCH_SPINS {
+            if slot.inbox.load(Ordering::Relaxed) != NONE
+                || self.shared.done.load(Ordering::Relaxed)
+                || self.shared.abort.load(Ordering::Relaxed)
+            {
+                return true;
+            }
+            core::hint::spin_loop();
+        }
+        false
+    }
+
+    /// Keep a few of this worker's ready nodes in its ring, where idle workers can steal them; the rest stay on
+    /// the private stack, which costs no atomics to push or pop.
+    #[inline]
+    fn expose(&mut self) {
+        if self.stack.len() > 1 && self.local.len() < EXPOSE_LOW {
+            let n = (self.stack.len() / 2).min(EXPOSE_BATCH);
+            for v in self.stack.drain(..n) {
+                self.local.push_back(v, &Spill(&self.spill));
+            }
+            if self.shared.num_sleeping.load(Ordering::Relaxed) != 0 {
+                self.shared.wake_one(self.me);
+            }
+        }
+    }
+
     fn exit(&mut self) -> Poll<()> {
         self.flush();
         let total = dur_ns(self.started.elapsed());
@@ -754,7 +801,9 @@ impl<B: Body> WorkerTask<B> {
         Poll::Ready(())
     }
 
-    /// Next node from this worker's own queues: inline successor, ready pinned nodes, ring, spill, inbox.
+    /// Next node from this worker's own queues: inline successor, ready pinned nodes, private stack, ring,
+    /// spill, inbox.
+    #[inline]
     fn next_local(&mut self) -> Option<NodeId> {
         if self.inline != NONE {
             return Some(core::mem::replace(&mut self.inline, NONE));
@@ -762,25 +811,18 @@ impl<B: Body> WorkerTask<B> {
         if let Some(v) = self.pinned_ready.pop() {
             return Some(v);
         }
+        if let Some(v) = self.stack.pop_back() {
+            return Some(v);
+        }
         if let Some(v) = self.local.pop() {
             return Some(v);
         }
-        let refill = {
-            let mut spill = self.spill.borrow_mut();
-            let keep = spill.len().saturating_sub(self.local.capacity() / 2);
-            spill.split_off(keep)
-        };
-        if !refill.is_empty() {
-            for v in refill {
-                self.local.push_back(v, &Spill(&self.spill));
-            }
-            return self.local.pop();
-        }
+        self.stack.extend(self.spill.borrow_mut().drain(..));
         self.drain_inbox();
-        self.pinned_ready.pop().or_else(|| self.local.pop())
+        self.pinned_ready.pop().or_else(|| self.stack.pop_back())
     }
 
-    /// Move everything in this worker's inbox to its pinned list or ring.
+    /// Move everything in this worker's inbox to its pinned list or private stack.
     fn drain_inbox(&mut self) {
         let slot = &self.shared.slots[self.me as usize];
         if slot.inbox.load(Ordering::Relaxed) == NONE {
@@ -792,12 +834,9 @@ impl<B: Body> WorkerTask<B> {
             if self.graph.pin(v).is_some() {
                 self.pinned_ready.push(v);
             } else {
-                self.local.push_back(v, &Spill(&self.spill));
+                self.stack.push_back(v);
             }
             v = next;
-        }
-        if self.local.len() > 1 && self.shared.num_sleeping.load(Ordering::Relaxed) != 0 {
-            self.shared.wake_one(self.me);
         }
     }
 
@@ -876,14 +915,17 @@ impl<B: Body> WorkerTask<B> {
         slot.completed.store(self.done_here, Ordering::Relaxed);
         slot.running.store(NONE, Ordering::Relaxed);
         let failed = outcome != DONE;
-        let mut woke_thief = false;
         for &s in self.graph.successors(v) {
             let counter = &shared.pending[s as usize];
             if failed {
                 counter.fetch_or(POISON, Ordering::Relaxed);
             }
-            // AcqRel: our writes (the node's output) happen-before whoever sees the count reach zero.
-            if counter.fetch_sub(1, Ordering::AcqRel) & !POISON != 1 {
+            // A count of 1 means every other input already finished (and is visible: Acquire), so nobody else
+            // touches the counter and no read-modify-write is needed; chains and trees never pay one. Otherwise
+            // AcqRel: our writes (the node's output) happen-before whoever takes the count to zero.
+            let last =
+                counter.load(Ordering::Acquire) & !POISON == 1 || counter.fetch_sub(1, Ordering::AcqRel) & !POISON == 1;
+            if !last {
                 continue;
             }
             let owner = self.worker_of[s as usize];
@@ -894,11 +936,7 @@ impl<B: Body> WorkerTask<B> {
             } else if self.inline == NONE {
                 self.inline = s;
             } else {
-                self.local.push_back(s, &Spill(&self.spill));
-                if !woke_thief && shared.num_sleeping.load(Ordering::Relaxed) != 0 {
-                    woke_thief = true;
-                    shared.wake_one(self.me);
-                }
+                self.stack.push_back(s);
             }
         }
     }
