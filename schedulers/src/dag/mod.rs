@@ -11,13 +11,16 @@
 //! | [`run`] | the run: dependency counters, per-worker rings and inboxes, stealing, failures, the watchdog (`std`) |
 //! | [`synthetic`] | busy-work bodies calibrated to a cost in ns, and the single-thread topological baseline (`std`) |
 
-#[cfg(feature = "std")]
+#[cfg(all(feature = "std", not(loom)))]
 pub mod compute;
 pub mod dirty;
 pub mod graph;
-#[cfg(feature = "std")]
+#[cfg(any(feature = "std", loom))]
+#[cfg_attr(loom, allow(dead_code))]
+mod inbox;
+#[cfg(all(feature = "std", not(loom)))]
 pub mod run;
-#[cfg(feature = "std")]
+#[cfg(all(feature = "std", not(loom)))]
 pub mod synthetic;
 
 pub use graph::{Graph, GraphBuilder, GraphError, NodeId};

@@ -32,6 +32,7 @@ use std::sync::{Condvar, Mutex};
 use std::time::Instant;
 
 use super::graph::{Graph, NONE, NodeId};
+use super::inbox::{END, Inbox, fence_before_checking};
 use crate::executor::Handle;
 use crate::queue::local::{self, Local, Overflow, Stealer};
 use crate::sync::CachePadded;
@@ -334,8 +335,8 @@ pub struct Runner {
 
 #[derive(Debug)]
 struct Slot {
-    /// Head of this worker's inbox (`NONE`: empty); links in `Shared::next`.
-    inbox: AtomicU32,
+    /// Nodes other workers made ready for this one; links in `Shared::next`.
+    inbox: Inbox,
     sleeping: AtomicBool,
     waker: Mutex<Option<Waker>>,
     /// The node being run (`NONE`: none), for the watchdog.
@@ -370,7 +371,7 @@ impl Runner {
         let slots = (0..plan.workers)
             .map(|_| {
                 CachePadded(Slot {
-                    inbox: AtomicU32::new(NONE),
+                    inbox: Inbox::new(),
                     sleeping: AtomicBool::new(false),
                     waker: Mutex::new(None),
                     running: AtomicU32::new(NONE),
@@ -503,7 +504,7 @@ impl Runner {
         shared.abort.store(false, Ordering::Relaxed);
         *lock(&shared.finished.0) = false;
         for slot in shared.slots.iter() {
-            slot.inbox.store(NONE, Ordering::Relaxed);
+            slot.inbox.clear();
             slot.sleeping.store(false, Ordering::Relaxed);
             slot.running.store(NONE, Ordering::Relaxed);
             slot.completed.store(0, Ordering::Relaxed);
@@ -546,9 +547,7 @@ impl Runner {
     }
 
     fn seed(&self, v: NodeId) {
-        let slot = &self.state.slots[self.plan.worker_of[v as usize] as usize];
-        self.state.next[v as usize].store(slot.inbox.load(Ordering::Relaxed), Ordering::Relaxed);
-        slot.inbox.store(v, Ordering::Relaxed);
+        self.state.slots[self.plan.worker_of[v as usize] as usize].inbox.seed(&self.state.next, v);
     }
 
     /// Waits for the run to finish, or for the watchdog.
@@ -575,6 +574,7 @@ impl Runner {
             } else if quiet_since.elapsed() >= watchdog {
                 drop(finished);
                 shared.abort.store(true, Ordering::SeqCst);
+                fence_before_checking();
                 for w in 0..shared.slots.len() {
                     shared.wake(w);
                 }
@@ -619,15 +619,8 @@ impl Shared {
     /// Push `v` onto `worker`'s inbox and wake it if it sleeps.
     fn send(&self, worker: u32, v: NodeId) {
         let slot = &self.slots[worker as usize];
-        let mut head = slot.inbox.load(Ordering::Relaxed);
-        loop {
-            self.next[v as usize].store(head, Ordering::Relaxed);
-            // SeqCst: pairs with the sleeper's store of `sleeping` then load of `inbox` (one of us sees the other).
-            match slot.inbox.compare_exchange_weak(head, v, Ordering::SeqCst, Ordering::Relaxed) {
-                Ok(_) => break,
-                Err(now) => head = now,
-            }
-        }
+        slot.inbox.push(&self.next, v);
+        fence_before_checking();
         if slot.sleeping.load(Ordering::SeqCst) {
             self.wake(worker as usize);
         }
@@ -655,6 +648,7 @@ impl Shared {
 
     fn finish(&self) {
         self.done.store(true, Ordering::SeqCst);
+        fence_before_checking();
         for w in 0..self.slots.len() {
             self.wake(w);
         }
@@ -761,7 +755,7 @@ impl<B: Body> WorkerTask<B> {
     fn watch_inbox(&self) -> bool {
         let slot = &self.shared.slots[self.me as usize];
         for _ in 0..INBOX_WATCH_SPINS {
-            if slot.inbox.load(Ordering::Relaxed) != NONE
+            if !slot.inbox.is_empty()
                 || self.shared.done.load(Ordering::Relaxed)
                 || self.shared.abort.load(Ordering::Relaxed)
             {
@@ -825,11 +819,8 @@ impl<B: Body> WorkerTask<B> {
     /// Move everything in this worker's inbox to its pinned list or private stack.
     fn drain_inbox(&mut self) {
         let slot = &self.shared.slots[self.me as usize];
-        if slot.inbox.load(Ordering::Relaxed) == NONE {
-            return;
-        }
-        let mut v = slot.inbox.swap(NONE, Ordering::Acquire);
-        while v != NONE {
+        let mut v = slot.inbox.take_all();
+        while v != END {
             let next = self.shared.next[v as usize].load(Ordering::Relaxed);
             if self.graph.pin(v).is_some() {
                 self.pinned_ready.push(v);
@@ -862,7 +853,8 @@ impl<B: Body> WorkerTask<B> {
         *lock(&slot.waker) = Some(cx.waker().clone());
         slot.sleeping.store(true, Ordering::SeqCst);
         shared.num_sleeping.fetch_add(1, Ordering::SeqCst);
-        let work = slot.inbox.load(Ordering::SeqCst) != NONE
+        fence_before_checking();
+        let work = !slot.inbox.is_empty_seqcst()
             || shared.done.load(Ordering::SeqCst)
             || shared.abort.load(Ordering::SeqCst)
             || self.steal_order.iter().any(|&v| !self.stealers[v as usize].is_empty());
