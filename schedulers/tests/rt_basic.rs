@@ -57,7 +57,7 @@ fn spawn_and_join_many() {
         total
     });
     let n = if cfg!(miri) { 100 } else { 10_000u64 };
-    assert_eq!(total, (0..n).sum());
+    assert_eq!(total, (0..n).sum::<u64>());
     // Counters are published at the end of each turn and at exit: read them after shutdown to see every poll.
     let handle = rt.handle().clone();
     drop(rt);

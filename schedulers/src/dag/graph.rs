@@ -79,6 +79,8 @@ pub struct GraphBuilder {
     cost_ns: Vec<u64>,
     pin: Vec<u32>,
     group: Vec<u32>,
+    group_names: Vec<Box<str>>,
+    group_index: BTreeMap<Box<str>, u32>,
     edges: Vec<(NodeId, NodeId)>,
     named_edges: Vec<(Box<str>, NodeId)>,
     error: Option<GraphError>,
@@ -152,6 +154,18 @@ impl GraphBuilder {
         self.group[node as usize] = group;
     }
 
+    /// The group named `name`, numbered in first-asked order (`0, 1, ...`); the graph keeps the name for files and
+    /// reports ([`Graph::group_name`]). Don't mix with raw ids from [`GraphBuilder::set_group`] that could collide.
+    pub fn group_id(&mut self, name: &str) -> u32 {
+        if let Some(&g) = self.group_index.get(name) {
+            return g;
+        }
+        let g = self.group_names.len() as u32;
+        self.group_names.push(name.into());
+        self.group_index.insert(name.into(), g);
+        g
+    }
+
     /// Adds the edge `from -> to` (`to` takes `from` as an input). Inputs keep the order their edges were added.
     pub fn add_edge(&mut self, from: NodeId, to: NodeId) {
         self.edges.push((from, to));
@@ -199,6 +213,7 @@ impl GraphBuilder {
             cost_ns: self.cost_ns,
             pin: self.pin,
             group: self.group,
+            group_names: self.group_names,
             succ_start,
             succ,
             pred_start,
@@ -237,6 +252,7 @@ pub struct Graph {
     cost_ns: Vec<u64>,
     pin: Vec<u32>,
     group: Vec<u32>,
+    group_names: Vec<Box<str>>,
     succ_start: Vec<u32>,
     succ: Vec<NodeId>,
     pred_start: Vec<u32>,
@@ -298,6 +314,11 @@ impl Graph {
     /// The node's group (an asset), if any.
     pub fn group(&self, node: NodeId) -> Option<u32> {
         Some(self.group[node as usize]).filter(|&g| g != NONE)
+    }
+
+    /// The name a group was given through [`GraphBuilder::group_id`], if any.
+    pub fn group_name(&self, group: u32) -> Option<&str> {
+        self.group_names.get(group as usize).map(|n| &**n)
     }
 
     /// The nodes that take `node` as an input.
@@ -434,5 +455,20 @@ mod tests {
         let mut b = chain(&["a"]);
         b.add_edge(0, 7);
         assert_eq!(b.build().unwrap_err(), GraphError::NoSuchNode { id: 7, nodes: 1 });
+    }
+
+    #[test]
+    fn group_names_first_asked_order() {
+        let mut b = chain(&["a", "b", "c"]);
+        let ibm = b.group_id("IBM");
+        let msft = b.group_id("MSFT");
+        assert_eq!((ibm, msft, b.group_id("IBM")), (0, 1, 0));
+        b.set_group(0, ibm);
+        b.set_group(2, msft);
+        let g = b.build().unwrap();
+        assert_eq!(g.group(2), Some(1));
+        assert_eq!(g.group(1), None);
+        assert_eq!(g.group_name(1), Some("MSFT"));
+        assert_eq!(g.group_name(2), None);
     }
 }

@@ -10,17 +10,23 @@
 //! | [`dirty`] | what a change reaches: the downstream set in dependency order |
 //! | [`run`] | the run: dependency counters, per-worker rings and inboxes, stealing, failures, the watchdog (`std`) |
 //! | [`synthetic`] | busy-work bodies calibrated to a cost in ns, and the single-thread topological baseline (`std`) |
+//! | [`shapes`] | standard shapes (chain, independent, trees, grid, asset fan-out), their sizes; random DAGs |
+//! | [`file`] | the edge-list and JSON (`serde`) file forms, errors by file, line and column (`std`) |
 
 #[cfg(all(feature = "std", not(loom)))]
 pub mod compute;
 pub mod dirty;
+#[cfg(feature = "std")]
+pub mod file;
 pub mod graph;
 #[cfg(any(feature = "std", loom))]
 #[cfg_attr(loom, allow(dead_code))]
 mod inbox;
 #[cfg(all(feature = "std", not(loom)))]
 pub mod run;
+pub mod shapes;
 #[cfg(all(feature = "std", not(loom)))]
 pub mod synthetic;
 
 pub use graph::{Graph, GraphBuilder, GraphError, NodeId};
+pub use shapes::Shape;
