@@ -552,10 +552,10 @@ impl Dag {
 
     /// Every node, once, in topological order on this thread: the reference for parallel runs.
     pub fn run_sequential(&mut self) -> Recompute {
-        let order = self.graph.topo_order().to_vec();
-        self.run_in_order(&order);
+        let graph = self.graph.clone();
+        self.run_in_order(graph.topo_order());
         self.clear_changed();
-        Recompute { nodes: order.len(), full_sweep: true, run: None }
+        Recompute { nodes: graph.len(), full_sweep: true, run: None }
     }
 
     /// Recomputes what changed sources affect, on this thread; everything when most of the graph is dirty or the
@@ -573,9 +573,9 @@ impl Dag {
                 Recompute { nodes: order.len(), full_sweep: false, run: None }
             }
             None => {
-                let order = self.graph.topo_order().to_vec();
-                self.run_in_order(&order);
-                Recompute { nodes: order.len(), full_sweep: true, run: None }
+                let graph = self.graph.clone();
+                self.run_in_order(graph.topo_order());
+                Recompute { nodes: graph.len(), full_sweep: true, run: None }
             }
         };
         self.downstream = downstream;
@@ -594,25 +594,30 @@ impl Dag {
     /// Runs `order` (a topological order of a successor-closed set) on this thread, with failure propagation.
     fn run_in_order(&mut self, order: &[NodeId]) {
         self.ran = true;
+        // Inputs are checked for failures only once something failed (here or before): the common sweep does not
+        // read every node's input list twice.
+        let mut any_failed = !self.errors.is_empty();
         for &v in order {
-            let failed_input = self
-                .graph
-                .predecessors(v)
-                .iter()
-                .find(|&&p| matches!(self.outcome[p as usize], Outcome::Failed | Outcome::Skipped));
-            if let Some(&p) = failed_input {
-                self.outcome[v as usize] = Outcome::Skipped;
-                self.cause[v as usize] = self.cause[p as usize];
-                continue;
+            if any_failed {
+                let failed_input = self
+                    .graph
+                    .predecessors(v)
+                    .iter()
+                    .find(|&&p| matches!(self.outcome[p as usize], Outcome::Failed | Outcome::Skipped));
+                if let Some(&p) = failed_input {
+                    self.outcome[v as usize] = Outcome::Skipped;
+                    self.cause[v as usize] = self.cause[p as usize];
+                    continue;
+                }
+                self.errors.retain(|(n, _)| *n != v);
             }
-            let result = run_caught(&self.body, v);
-            self.errors.retain(|(n, _)| *n != v);
-            match result {
+            match run_caught(&self.body, v) {
                 Ok(()) => {
                     self.outcome[v as usize] = Outcome::Done;
                     self.cause[v as usize] = NONE;
                 }
                 Err(e) => {
+                    any_failed = true;
                     self.outcome[v as usize] = Outcome::Failed;
                     self.cause[v as usize] = v;
                     self.errors.push((v, e));

@@ -45,6 +45,9 @@ use std::path::{Path, PathBuf};
 
 use super::graph::{Graph, GraphBuilder, GraphError, NodeId};
 
+/// The most nodes a file may declare (2^26): nodes are allocated when the header is read.
+pub const MAX_NODES: usize = 1 << 26;
+
 /// Why a graph file could not be read or written.
 ///
 /// `Display` gives the whole story (`graphs/x.txt:12:5: edge 11: node id 900 is not below n = 500`); the inner
@@ -199,6 +202,10 @@ pub fn read_edge_list(input: impl BufRead) -> Result<Graph, FileError> {
         Ok(value as usize)
     };
     let (n, m) = (header_number(n, "n")?, header_number(m, "m")?);
+    // Nodes are allocated up front (a name each), so a typo'd header must not ask for a terabyte.
+    if n > MAX_NODES {
+        return Err(FileError::format(at, 1, format!("header: n = {n} is over the limit of {MAX_NODES} nodes")));
+    }
 
     let mut b = GraphBuilder::new();
     b.add_numbered(n).map_err(FileError::graph)?;
@@ -575,6 +582,10 @@ mod tests {
         assert_eq!(error("5  x6\n"), "line 1, column 4: header: m must be a non-negative integer, found `x6`");
         assert_eq!(error("-5 1\n"), "line 1, column 1: header: n must be a non-negative integer, found `-5`");
         assert_eq!(error("4294967295 0\n"), "line 1, column 1: header: n = 4294967295 is over 4294967294");
+        assert_eq!(
+            error("100000000 0\n"),
+            "line 1, column 1: header: n = 100000000 is over the limit of 67108864 nodes"
+        );
         assert_eq!(error("3 2\n0 1\n\n1\n"), "line 4: edge 2: expected `u v`, found `1`");
         assert_eq!(error("3 2\n0 1\n1 2x\n"), "line 3, column 3: edge 2: expected a node id, found `2x`");
         assert_eq!(error("3 3\n0 1\n# c\n1 2\n"), "line 4: expected 3 edges, found 2");
@@ -617,35 +628,23 @@ mod tests {
         assert!(back.edges().eq(g.edges()));
     }
 
-    /// 200k nodes, ~400k edges: `cargo test --release -p weir-schedulers --lib big_file_loads_fast -- --ignored`.
+    /// 200k nodes, ~400k edges survive both forms. (How fast they load is `weir dag run`'s "loaded in" line.)
     #[test]
-    #[ignore = "timing; meaningful in release"]
-    fn big_file_loads_fast() {
+    fn big_file_round_trips() {
         let g = random(200_000, 2, 11);
         let dir = TempDir::new("big");
         let path = dir.0.join("big.txt");
         write_path(&g, &path).unwrap();
-        let started = std::time::Instant::now();
         let back = read_path(&path).unwrap();
-        let took = started.elapsed();
-        println!("{} nodes, {} edges read in {took:?}", back.len(), back.edge_count());
         assert_eq!(back.edge_count(), g.edge_count());
+        assert!(back.edges().eq(g.edges()));
         assert!(g.edge_count() > 350_000);
-        if !cfg!(debug_assertions) {
-            assert!(took < core::time::Duration::from_millis(500), "{took:?}");
-        }
         #[cfg(feature = "serde")]
         {
             let path = dir.0.join("big.json");
             write_path(&g, &path).unwrap();
-            let started = std::time::Instant::now();
             let back = read_path(&path).unwrap();
-            let took = started.elapsed();
-            println!("JSON: {} nodes, {} edges read in {took:?}", back.len(), back.edge_count());
-            assert_eq!(back.edge_count(), g.edge_count());
-            if !cfg!(debug_assertions) {
-                assert!(took < core::time::Duration::from_secs(1), "{took:?}");
-            }
+            assert!(back.edges().eq(g.edges()));
         }
     }
 

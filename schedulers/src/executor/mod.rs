@@ -136,6 +136,8 @@ pub(crate) struct WorkerShared {
     pub(crate) steal_order: Box<[u32]>,
     pub(crate) idle: Idle,
     pub(crate) cpu: Option<u32>,
+    /// NUMA node of `cpu` (0 when unpinned or unknown).
+    pub(crate) numa_node: u32,
 }
 
 pub(crate) struct Shared {
@@ -195,6 +197,7 @@ pub fn new(config: Config, park: Box<dyn Park>, clock: Arc<dyn Clock>) -> (Handl
                 steal_order: order.into_boxed_slice(),
                 idle: config.idle[index],
                 cpu: config.cpus[index],
+                numa_node: config.cpus[index].and_then(|cpu| config.topology.node_of(cpu)).unwrap_or(0),
             }
         })
         .collect();
@@ -232,6 +235,11 @@ impl Handle {
     /// The CPU each worker was configured for.
     pub fn worker_cpus(&self) -> Vec<Option<u32>> {
         self.shared.workers.iter().map(|w| w.cpu).collect()
+    }
+
+    /// The NUMA node of each worker's CPU (0 when unpinned or unknown): what DAG partitioners balance across.
+    pub fn worker_numa_nodes(&self) -> Vec<u32> {
+        self.shared.workers.iter().map(|w| w.numa_node).collect()
     }
 
     /// A snapshot of every worker's counters; cheap, and does not disturb the workers beyond a cache miss.
