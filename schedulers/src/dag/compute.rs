@@ -6,20 +6,30 @@
 //!
 //! let mut b = Builder::new();
 //! let rate = b.source("rate", 0.05_f64).unwrap();
-//! let prices = b
-//!     .per_asset(["AAPL", "MSFT"], |a, _| {
+//! let assets = b
+//!     .per_asset(["AAPL", "MSFT", "NVDA"], |a, _| {
 //!         let spot = a.source("spot", 100.0_f64)?;
-//!         a.compute("forward", (spot, rate), |(s, r)| s * (1.0 + r))
+//!         let forward = a.compute("forward", (spot, rate), |(s, r)| s * (1.0 + r))?;
+//!         Ok((spot, forward))
 //!     })
 //!     .unwrap();
-//! let total = b.compute("total", prices.clone(), |each| each.sum::<f64>()).unwrap();
+//! let forwards: Vec<_> = assets.iter().map(|&(_, forward)| forward).collect();
+//! let total = b.compute("total", forwards, |each| each.sum::<f64>()).unwrap();
 //! let mut dag = b.build().unwrap();
 //! dag.run_sequential();
-//! assert_eq!(*dag.get(total).unwrap(), 210.0);
-//! dag.set(rate, 0.10).unwrap();
+//! assert_eq!(*dag.get(total).unwrap(), 315.0);
+//!
+//! // One asset's spot moves: only its forward and the total are recomputed.
+//! let (msft_spot, _) = assets[1];
+//! dag.set(msft_spot, 200.0).unwrap();
 //! let touched = dag.recompute_sequential();
-//! assert_eq!(touched.nodes, 4); // rate, two forwards, total
-//! assert_eq!(*dag.get(total).unwrap(), 220.0);
+//! assert_eq!((touched.nodes, touched.full_sweep), (3, false)); // MSFT/spot, MSFT/forward, total
+//! assert_eq!(*dag.get(total).unwrap(), 420.0);
+//!
+//! // The shared rate reaches most of the graph: a full sweep is cheaper than tracking it.
+//! dag.set(rate, 0.10).unwrap();
+//! assert!(dag.recompute_sequential().full_sweep);
+//! assert!((*dag.get(total).unwrap() - 440.0).abs() < 1e-9);
 //! ```
 //!
 //! Each node's value lives in a slot allocated at build; a node's function reads its inputs' slots and writes its

@@ -10,6 +10,7 @@
 //! | [`partition`] | static partitioners onto a [`Machine`]: round-robin, contiguous, grouped, HEFT, multilevel |
 //! | [`explain`] | before running: work, span, critical path; a partition's loads, cut edges and predicted makespan |
 //! | [`run`] | the run: dependency counters, per-worker rings and inboxes, stealing, failures, the watchdog (`std`) |
+//! | [`report`] | explain before and after a run: achieved time, speedup, per-worker busy/idle/steal (`std`) |
 //! | [`dirty`] | what a change reaches: the downstream set in dependency order |
 //! | [`synthetic`] | busy-work bodies calibrated to a cost in ns, and the single-thread topological baseline (`std`) |
 //! | [`shapes`] | standard shapes (chain, independent, trees, grid, asset fan-out), their sizes; random DAGs |
@@ -26,6 +27,8 @@ pub mod graph;
 #[cfg_attr(loom, allow(dead_code))]
 mod inbox;
 pub mod partition;
+#[cfg(all(feature = "std", not(loom)))]
+pub mod report;
 #[cfg(all(feature = "std", not(loom)))]
 pub mod run;
 pub mod shapes;

@@ -1,11 +1,13 @@
 //! Running a graph on the runtime's workers: one pinned task per worker moves node ids through dependency
 //! counters, per-worker rings (stealable) and inboxes (for nodes made ready by another worker).
 //!
-//! A finished node decrements each successor's counter; the one that reaches zero is ready. A ready node goes to
-//! the worker its plan assigned: on this worker the first runs inline next (its inputs are in cache), the rest go
-//! to this worker's ring, which idle workers steal half of (same NUMA node first, the executor's order); on
-//! another worker it goes to that worker's inbox, an intrusive stack threaded through the nodes (each node is
-//! queued once per run, so a take-all swap needs no ABA care). Pinned nodes never enter a ring.
+//! A finished node decrements each successor's counter; the one that takes it to zero makes it ready. A ready
+//! successor assigned to the same worker as the finished node stays where that node ran: the first runs inline
+//! next (its inputs are in cache), the rest go on this worker's private stack, from which a few at a time are
+//! exposed in its ring for idle workers to steal (half a ring per steal, same NUMA node first: the executor's
+//! order). So a stolen node takes its chain with it. A successor assigned elsewhere goes to that worker's inbox,
+//! an intrusive stack threaded through the nodes (each node is queued once per run, so a take-all swap needs no
+//! ABA care). Pinned nodes never enter a ring and always run on their worker.
 //!
 //! A worker task runs up to [`NODES_PER_TURN`] nodes, then yields to its runtime worker so pollers keep their
 //! turn. With nothing to do it spins (yielding) for a while, then sleeps on its waker; an inbox push wakes it.
@@ -907,6 +909,7 @@ impl<B: Body> WorkerTask<B> {
         slot.completed.store(self.done_here, Ordering::Relaxed);
         slot.running.store(NONE, Ordering::Relaxed);
         let failed = outcome != DONE;
+        let assigned_here = self.worker_of[v as usize];
         for &s in self.graph.successors(v) {
             let counter = &shared.pending[s as usize];
             if failed {
@@ -920,11 +923,14 @@ impl<B: Body> WorkerTask<B> {
             if !last {
                 continue;
             }
+            // A successor assigned with `v` stays with `v`, wherever `v` ran: a stolen node takes its chain along
+            // (that is how stealing moves load, not just one node). Others go to their assigned worker.
             let owner = self.worker_of[s as usize];
-            if owner != self.me {
-                shared.send(owner, s);
-            } else if self.graph.pin(s).is_some() {
+            let pinned = self.graph.pin(s).is_some();
+            if pinned && owner == self.me {
                 self.pinned_ready.push(s);
+            } else if pinned || owner != assigned_here {
+                shared.send(owner, s);
             } else if self.inline == NONE {
                 self.inline = s;
             } else {

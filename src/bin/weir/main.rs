@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 mod bench;
+mod dag;
 mod run;
 mod send;
 
@@ -40,6 +41,9 @@ enum Command {
     /// Send a capture's UDP datagrams again, as multicast to their recorded groups and ports
     /// (a test feed for `weir run --nic udp:...` or a DPDK port on another interface).
     Send(send::SendArgs),
+    /// DAG computation: generate standard graphs, run them on pinned workers, explain the partition.
+    #[command(subcommand)]
+    Dag(dag::DagCommand),
     /// Measurement harnesses (`weir bench latency`).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -131,6 +135,7 @@ fn main() -> ExitCode {
         Command::Run(args) => run::run(args),
         Command::Send(args) => send::run(args),
         Command::Bench(cmd) => bench::run(cmd),
+        Command::Dag(cmd) => dag::run(cmd),
     }
 }
 
