@@ -88,7 +88,7 @@ fn shapes_bench(c: &mut Criterion) {
             group.bench_function("topological", |b| b.iter(|| run_topological(&graph, &work)));
             for (i, workers) in [1usize, 2].into_iter().enumerate() {
                 let partition =
-                    Partitioner::Greedy.partition(&graph, &Machine::flat(workers)).expect("partition the shape");
+                    Partitioner::Heft.partition(&graph, &Machine::flat(workers)).expect("partition the shape");
                 let plan = Plan::new(graph.clone(), partition.worker_of, workers).expect("plan");
                 let mut runner = Runner::new(plan);
                 let rt = runtimes[i].handle();
