@@ -6,6 +6,7 @@ segment/   every distinct UDP payload of the small captures, plus the raw segmen
 message/   protocol byte + every distinct message body seen
 sequencer/ a few headers-only inputs
 normalize/ message-chunk streams per feed
+dag_file/  edge lists (with and without costs, comments, CRLF), JSON graphs, cycles, near-misses
 """
 import gzip, hashlib, os, struct, sys
 
@@ -107,4 +108,44 @@ cycle = [
 for proto in range(3):
     put("normalize", bytes([proto]) + bytes(b for m in cycle for b in m))
     put("normalize", bytes([proto]) + bytes(((j * 131 + proto * 7) % 256) for j in range(8 * 40)))
+# dag_file/: graph files as `weir dag gen` writes them and as people write them by hand; the target reads each
+# input both as an edge list and as JSON.
+def grid_edges(w, h):
+    return [(v - w, v) for v in range(w * h) if v >= w] + [(v - 1, v) for v in range(w * h) if v % w]
+
+
+def edge_list(n, edges, costs=None, comment="# weir DAG: `n m`, then `u v` per edge u -> v"):
+    lines = [comment, f"{n} {len(edges)}"] + [f"{u} {v}" for u, v in edges]
+    if costs is not None:
+        lines += [str(c) for c in costs]
+    return ("\n".join(lines) + "\n").encode()
+
+
+put("dag_file", edge_list(5, [(i, i + 1) for i in range(4)]))
+put("dag_file", edge_list(5, [(i, i + 1) for i in range(4)], [100, 200, 0, 5, 18446744073709551615]))
+put("dag_file", edge_list(12, grid_edges(3, 4)))
+put("dag_file", edge_list(7, [(v, (v - 1) // 2) for v in range(1, 7)], [250] * 7))
+put("dag_file", edge_list(4, [], comment="% independent"))
+put("dag_file", b"0 0\n")
+# Repeated edges, inputs out of id order, CRLF, blank and indented comment lines, costs over several lines.
+put("dag_file", b"% matrix-market style\r\n\n  # indented\n4 5\n2 3\n0 3\n1 3\n0 1\n0 1\n\n10 20\n30\r\n  40\n")
+put("dag_file", edge_list(4, [(0, 1), (1, 2), (2, 3), (3, 1)]))  # a cycle
+put("dag_file", b"2 1\n1 1\n")  # a self-loop
+put("dag_file", b"3 2\n0 1\n1 7\n")  # an id out of range
+put("dag_file", b"4 3\n0 1\n1 2\n")  # truncated
+put("dag_file", b"3 1\n0 1\n5 6\n7 8\n")  # too many costs
+put("dag_file", b"67108865 0\n")  # over the node limit
+put("dag_file", b'{"nodes": [\n'
+    b'{"name": "rate", "kind": "source", "inputs": [], "cost_ns": 0, "group": null, "pin": null},\n'
+    b'{"name": "A0000/spot", "kind": "source", "inputs": [], "cost_ns": 0, "group": "A0000", "pin": null},\n'
+    b'{"name": "A0000/p1", "kind": "price", "inputs": ["A0000/spot", "rate"], "cost_ns": 250, "group": "A0000", "pin": 3},\n'
+    b'{"name": "total", "kind": "reduce", "inputs": ["A0000/p1", "A0000/p1"], "cost_ns": 7}\n'
+    b']}\n')
+put("dag_file", b'{"nodes": [{"name": "b", "inputs": ["a"]}, {"name": "a \\"q\\" \\u00e9", "pin": 0}]}')
+put("dag_file", b'{"nodes": [{"name": "a", "inputs": ["b"]}, {"name": "b", "inputs": ["a"]}]}')  # a cycle
+put("dag_file", b'{"nodes": [{"name": "a"}, {"name": "b", "cots_ns": 5}]}')  # unknown field
+put("dag_file", b'{"nodes": [{"name": "a"}, {"name": "a"}]}')  # duplicate name
+put("dag_file", b'{"nodes": [{"name": "a", "inputs": ["nope"]}]}')  # missing input
+put("dag_file", b'{"nodes": []}')
+
 print({t: len(os.listdir(os.path.join(out, t))) for t in sorted(os.listdir(out))})
