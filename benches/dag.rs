@@ -122,7 +122,7 @@ fn priced_book() -> (Dag, Vec<Value<f64>>, Value<f64>) {
         .unwrap();
     let total = b.compute("total", lasts, |each| each.sum::<f64>()).unwrap();
     let mut dag = b.build().unwrap();
-    dag.run_sequential();
+    dag.run_sequential().unwrap();
     (dag, spots, total)
 }
 
@@ -136,7 +136,7 @@ fn recompute_bench(c: &mut Criterion) {
         b.iter(|| {
             tick += 0.25;
             dag.set(spots[17], 100.0 + tick).unwrap();
-            let r = dag.recompute_sequential();
+            let r = dag.recompute_sequential().unwrap();
             debug_assert_eq!(r.nodes, 40);
             black_box(dag.get(total).unwrap());
         })
@@ -145,7 +145,7 @@ fn recompute_bench(c: &mut Criterion) {
     group.throughput(Throughput::Elements(nodes));
     group.bench_function("full_sweep", |b| {
         b.iter(|| {
-            dag.run_sequential();
+            dag.run_sequential().unwrap();
             black_box(dag.get(total).unwrap());
         })
     });

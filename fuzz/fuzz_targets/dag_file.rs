@@ -8,7 +8,7 @@ use weir_schedulers::dag::file::{self, MAX_NODES};
 use weir_schedulers::dag::graph::{Graph, NodeId};
 
 /// Headers above this (and up to [`MAX_NODES`]) are valid but slow: the reader allocates and names every node
-/// (about 100 bytes each: seconds and gigabytes at 2^26), which is a size, not a bug. Over `MAX_NODES` is refused
+/// (about 150 bytes each: seconds and gigabytes at 2^24), which is a size, not a bug. Over `MAX_NODES` is refused
 /// before allocating, so those still go through.
 const MAX_FUZZ_NODES: u64 = 1 << 12;
 

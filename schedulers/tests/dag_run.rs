@@ -77,7 +77,7 @@ fn random_dags_on_1_to_4_workers_equal_the_sequential_run() {
             let n = 30 + scale * seed as usize;
             let runs = counters(n);
             let (mut reference, values) = random_dag(seed, 8, n, &runs);
-            reference.run_sequential();
+            reference.run_sequential().unwrap();
             let expected = snapshot(&reference, &values);
 
             let runs = counters(n);
@@ -128,7 +128,7 @@ fn live_recompute_touches_exactly_the_downstream_set() {
         let outcome = if round % 2 == 0 {
             dag.recompute(rt.handle(), &placement, RunOptions::default()).unwrap()
         } else {
-            dag.recompute_sequential()
+            dag.recompute_sequential().unwrap()
         };
         if outcome.full_sweep {
             assert!(expected > n / 2, "full sweep for {expected} of {n}");
@@ -145,7 +145,7 @@ fn live_recompute_touches_exactly_the_downstream_set() {
         for s in 0..64 {
             fresh.set(fresh_values[s], *dag.get(values[s]).unwrap()).unwrap();
         }
-        fresh.run_sequential();
+        fresh.run_sequential().unwrap();
         assert_eq!(snapshot(&dag, &values), snapshot(&fresh, &fresh_values), "round {round}");
     }
     assert!(partial >= 3, "most rounds should recompute a part of the graph, not all of it");
@@ -207,7 +207,7 @@ fn failures_and_panics_mark_downstream_and_the_rest_completes() {
         assert_eq!(result.cause(after_boom.node()), Some(boom.node()));
 
         // Sequential agrees.
-        dag.run_sequential();
+        dag.run_sequential().unwrap();
         assert_eq!(
             dag.get(after_bad).unwrap_err().to_string(),
             "after_bad not computed: upstream bad failed: no quote"
@@ -268,6 +268,10 @@ fn the_watchdog_names_a_stuck_node_and_what_waits_on_it() {
     while runner.busy() {
         std::thread::sleep(Duration::from_millis(1));
     }
+    // A scope that is not closed under successors, or names a node twice, is refused (it would miscount).
+    let err = runner.run(rt.handle(), &body, Scope::Downstream(&[0, 1, 2]), options).unwrap_err();
+    assert!(err.to_string().contains("\"c\""), "{err}");
+    assert!(runner.run(rt.handle(), &body, Scope::Downstream(&[3, 3]), options).is_err());
     tx.send(()).unwrap();
     let done = runner.run(rt.handle(), &body, Scope::All, options).unwrap();
     assert_eq!(done.nodes, 24);
@@ -321,6 +325,42 @@ fn pinned_nodes_run_on_their_worker_and_idle_workers_steal() {
     let graph = Arc::new(g.build().unwrap());
     let err = Plan::new(graph, vec![0, 5], 2).unwrap_err();
     assert_eq!(err.to_string(), "node \"1\" is assigned to worker 5, but there are 2 workers");
+}
+
+/// A typed computation whose run stalls: until the stuck node returns, nothing reads or writes the slots (not
+/// even the sequential paths); afterwards the next recompute is a full run.
+#[test]
+#[cfg_attr(miri, ignore = "wall-clock watchdog")]
+fn a_stalled_typed_run_is_not_trusted_until_a_full_run() {
+    let (tx, rx) = mpsc::channel::<()>();
+    let rx = Mutex::new(rx);
+    let mut b = Builder::new();
+    let x = b.source("x", 1u64).unwrap();
+    let slow = b
+        .compute("slow", x, move |v| {
+            let _ = rx.lock().unwrap().recv_timeout(Duration::from_secs(30));
+            v + 1
+        })
+        .unwrap();
+    let after = b.compute("after", slow, |v| v * 10).unwrap();
+    let mut dag = b.build().unwrap();
+    let rt = runtime(2);
+    let options = RunOptions { watchdog: Duration::from_millis(150) };
+    assert!(matches!(dag.run(rt.handle(), &[0, 1, 0], options), Err(RunError::Stalled(_))));
+    assert_eq!(dag.get(after).unwrap_err(), ValueError::Busy);
+    assert_eq!(dag.run_sequential().unwrap_err(), ValueError::Busy);
+    assert_eq!(dag.recompute_sequential().unwrap_err(), ValueError::Busy);
+    assert!(dag.set(x, 5).is_err());
+    tx.send(()).unwrap();
+    while dag.get(x).is_err_and(|e| e == ValueError::Busy) {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    // The stalled run's values are not trusted; the next recompute runs everything.
+    assert_eq!(dag.get(after).unwrap_err(), ValueError::NotComputed("after".into()));
+    tx.send(()).unwrap();
+    let r = dag.recompute(rt.handle(), &[0, 1, 0], options).unwrap();
+    assert!(r.full_sweep);
+    assert_eq!(*dag.get(after).unwrap(), 20);
 }
 
 #[test]

@@ -16,19 +16,19 @@
 //! let forwards: Vec<_> = assets.iter().map(|&(_, forward)| forward).collect();
 //! let total = b.compute("total", forwards, |each| each.sum::<f64>()).unwrap();
 //! let mut dag = b.build().unwrap();
-//! dag.run_sequential();
+//! dag.run_sequential().unwrap();
 //! assert_eq!(*dag.get(total).unwrap(), 315.0);
 //!
 //! // One asset's spot moves: only its forward and the total are recomputed.
 //! let (msft_spot, _) = assets[1];
 //! dag.set(msft_spot, 200.0).unwrap();
-//! let touched = dag.recompute_sequential();
+//! let touched = dag.recompute_sequential().unwrap();
 //! assert_eq!((touched.nodes, touched.full_sweep), (3, false)); // MSFT/spot, MSFT/forward, total
 //! assert_eq!(*dag.get(total).unwrap(), 420.0);
 //!
 //! // The shared rate reaches most of the graph: a full sweep is cheaper than tracking it.
 //! dag.set(rate, 0.10).unwrap();
-//! assert!(dag.recompute_sequential().full_sweep);
+//! assert!(dag.recompute_sequential().unwrap().full_sweep);
 //! assert!((*dag.get(total).unwrap() - 440.0).abs() < 1e-9);
 //! ```
 //!
@@ -112,8 +112,13 @@ impl<T> Slot<T> {
 #[derive(Debug, Clone, Copy)]
 pub struct MissingInput(NodeId);
 
+mod sealed {
+    /// Only this module's input kinds: a user impl could read slots outside the dependency order.
+    pub trait Sealed {}
+}
+
 /// The inputs a node takes: one [`Value`], a tuple of up to four, or a `Vec` of same-typed values (a reduce).
-pub trait Inputs {
+pub trait Inputs: sealed::Sealed {
     /// What the node's function receives.
     type Refs<'a>;
     /// The typed slots, captured by the node's function.
@@ -129,6 +134,7 @@ pub trait Inputs {
     unsafe fn read(slots: &Self::Slots) -> Result<Self::Refs<'_>, MissingInput>;
 }
 
+impl<A> sealed::Sealed for Value<A> {}
 impl<A: Send + Sync + 'static> Inputs for Value<A> {
     type Refs<'a> = &'a A;
     type Slots = (NodeId, Arc<Slot<A>>);
@@ -146,6 +152,7 @@ impl<A: Send + Sync + 'static> Inputs for Value<A> {
 
 macro_rules! tuple_inputs {
     ($($name:ident $idx:tt),+) => {
+        impl<$($name),+> sealed::Sealed for ($(Value<$name>,)+) {}
         impl<$($name: Send + Sync + 'static),+> Inputs for ($(Value<$name>,)+) {
             type Refs<'a> = ($(&'a $name,)+);
             type Slots = ($((NodeId, Arc<Slot<$name>>),)+);
@@ -188,6 +195,7 @@ impl<'a, A> Iterator for Each<'a, A> {
 
 impl<A> ExactSizeIterator for Each<'_, A> {}
 
+impl<A> sealed::Sealed for Vec<Value<A>> {}
 impl<A: Send + Sync + 'static> Inputs for Vec<Value<A>> {
     type Refs<'a> = Each<'a, A>;
     type Slots = Vec<(NodeId, Arc<Slot<A>>)>;
@@ -560,17 +568,24 @@ impl Dag {
         unsafe { slot.read() }.ok_or_else(|| ValueError::NotComputed(at()))
     }
 
-    /// Every node, once, in topological order on this thread: the reference for parallel runs.
-    pub fn run_sequential(&mut self) -> Recompute {
+    /// Every node, once, in topological order on this thread: the reference for parallel runs. Refused (`Busy`)
+    /// while a node of a run stopped by its watchdog is still running.
+    pub fn run_sequential(&mut self) -> Result<Recompute, ValueError> {
+        self.check_idle()?;
         let graph = self.graph.clone();
         self.run_in_order(graph.topo_order());
         self.clear_changed();
-        Recompute { nodes: graph.len(), full_sweep: true, run: None }
+        Ok(Recompute { nodes: graph.len(), full_sweep: true, run: None })
+    }
+
+    fn check_idle(&self) -> Result<(), ValueError> {
+        if self.runner.as_ref().is_some_and(Runner::busy) { Err(ValueError::Busy) } else { Ok(()) }
     }
 
     /// Recomputes what changed sources affect, on this thread; everything when most of the graph is dirty or the
     /// last run had failures.
-    pub fn recompute_sequential(&mut self) -> Recompute {
+    pub fn recompute_sequential(&mut self) -> Result<Recompute, ValueError> {
+        self.check_idle()?;
         if !self.ran || !self.errors.is_empty() {
             return self.run_sequential();
         }
@@ -591,7 +606,7 @@ impl Dag {
         self.downstream = downstream;
         self.changed = changed;
         self.clear_changed();
-        outcome
+        Ok(outcome)
     }
 
     fn clear_changed(&mut self) {
@@ -639,7 +654,8 @@ impl Dag {
     /// Every node on `runtime`'s workers, placed by `worker_of` (a partition; stealing rebalances).
     pub fn run(&mut self, runtime: &Handle, worker_of: &[u32], options: RunOptions) -> Result<Recompute, RunError> {
         let body = self.body.clone();
-        let result = self.runner_for(runtime, worker_of)?.run(runtime, &body, Scope::All, options)?;
+        let result = self.runner_for(runtime, worker_of)?.run(runtime, &body, Scope::All, options);
+        let result = self.unless_stalled(result)?;
         self.absorb(&result, None);
         self.clear_changed();
         Ok(Recompute { nodes: result.nodes, full_sweep: true, run: Some(result) })
@@ -675,7 +691,8 @@ impl Dag {
             return Ok(Recompute { nodes: order.len(), full_sweep: false, run: None });
         }
         let body = self.body.clone();
-        let result = self.runner_for(runtime, worker_of)?.run(runtime, &body, Scope::Downstream(&order), options)?;
+        let result = self.runner_for(runtime, worker_of)?.run(runtime, &body, Scope::Downstream(&order), options);
+        let result = self.unless_stalled(result)?;
         self.absorb(&result, Some(&order));
         self.clear_changed();
         Ok(Recompute { nodes: order.len(), full_sweep: false, run: Some(result) })
@@ -694,6 +711,16 @@ impl Dag {
             self.runner = Some(Runner::new(plan));
         }
         Ok(self.runner.as_mut().expect("just set"))
+    }
+
+    /// A stalled run left some slots new and some old: trust none of them until a full run (the next `recompute`
+    /// is one), and keep the changed sources for it.
+    fn unless_stalled(&mut self, result: Result<RunResult, RunError>) -> Result<RunResult, RunError> {
+        if result.is_err() {
+            self.ran = false;
+            self.outcome.fill(Outcome::NotRun);
+        }
+        result
     }
 
     fn absorb(&mut self, result: &RunResult, scope: Option<&[NodeId]>) {

@@ -45,8 +45,9 @@ use std::path::{Path, PathBuf};
 
 use super::graph::{Graph, GraphBuilder, GraphError, NodeId};
 
-/// The most nodes a file may declare (2^26): nodes are allocated when the header is read.
-pub const MAX_NODES: usize = 1 << 26;
+/// The most nodes a file may declare (2^24, about 16.8 million): nodes (a name each) are allocated when the
+/// header is read, about 150 bytes apiece, so a 12-byte file cannot ask for more than a few GB.
+pub const MAX_NODES: usize = 1 << 24;
 
 /// Why a graph file could not be read or written.
 ///
@@ -584,7 +585,7 @@ mod tests {
         assert_eq!(error("4294967295 0\n"), "line 1, column 1: header: n = 4294967295 is over 4294967294");
         assert_eq!(
             error("100000000 0\n"),
-            "line 1, column 1: header: n = 100000000 is over the limit of 67108864 nodes"
+            "line 1, column 1: header: n = 100000000 is over the limit of 16777216 nodes"
         );
         assert_eq!(error("3 2\n0 1\n\n1\n"), "line 4: edge 2: expected `u v`, found `1`");
         assert_eq!(error("3 2\n0 1\n1 2x\n"), "line 3, column 3: edge 2: expected a node id, found `2x`");

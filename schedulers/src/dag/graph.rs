@@ -74,8 +74,9 @@ impl core::error::Error for GraphError {}
 pub struct GraphBuilder {
     names: Vec<Box<str>>,
     index: BTreeMap<Box<str>, NodeId>,
-    kinds: Vec<u16>,
+    kinds: Vec<u32>,
     kind_names: Vec<Box<str>>,
+    kind_index: BTreeMap<Box<str>, u32>,
     cost_ns: Vec<u64>,
     pin: Vec<u32>,
     group: Vec<u32>,
@@ -96,12 +97,18 @@ impl GraphBuilder {
     /// here), and the node is still added so ids stay dense.
     pub fn add_node(&mut self, name: &str, kind: &str) -> Result<NodeId, GraphError> {
         let id = NodeId::try_from(self.names.len()).map_err(|_| GraphError::TooLarge)?;
-        let kind = match self.kind_names.iter().position(|k| &**k == kind) {
-            Some(k) => k as u16,
-            None => {
-                self.kind_names.push(kind.into());
-                (self.kind_names.len() - 1) as u16
-            }
+        // Kinds are usually few and added in runs: the newest is checked first, then a map.
+        let kind = match self.kind_names.last() {
+            Some(last) if **last == *kind => (self.kind_names.len() - 1) as u32,
+            _ => match self.kind_index.get(kind) {
+                Some(&k) => k,
+                None => {
+                    let k = u32::try_from(self.kind_names.len()).map_err(|_| GraphError::TooLarge)?;
+                    self.kind_names.push(kind.into());
+                    self.kind_index.insert(kind.into(), k);
+                    k
+                }
+            },
         };
         self.names.push(name.into());
         self.kinds.push(kind);
@@ -247,7 +254,7 @@ fn csr(n: usize, pairs: impl Iterator<Item = (NodeId, NodeId)> + Clone) -> (Vec<
 #[derive(Debug, Clone)]
 pub struct Graph {
     names: Vec<Box<str>>,
-    kinds: Vec<u16>,
+    kinds: Vec<u32>,
     kind_names: Vec<Box<str>>,
     cost_ns: Vec<u64>,
     pin: Vec<u32>,
@@ -433,6 +440,18 @@ mod tests {
         let rotated: Vec<&str> = (0..3).map(|k| nodes[(at + k) % 3].as_str()).collect();
         assert_eq!(rotated, ["a", "b", "c"]);
         assert!(err.to_string().contains("->"), "{err}");
+    }
+
+    #[test]
+    fn many_kinds_keep_their_names() {
+        let mut b = GraphBuilder::new();
+        for i in 0..70_000 {
+            b.add_node(&format!("n{i}"), &format!("k{}", i % 66_000)).unwrap();
+        }
+        let g = b.build().unwrap();
+        assert_eq!(g.kind(65_999), "k65999");
+        assert_eq!(g.kind(66_000), "k0");
+        assert_eq!(g.kind(69_999), "k3999");
     }
 
     #[test]

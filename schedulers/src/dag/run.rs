@@ -114,6 +114,11 @@ pub enum PlanError {
     OnWorker,
     /// A previous run was stopped by its watchdog and one of its nodes is still running.
     StillRunning,
+    /// A [`Scope::Downstream`] set names a node twice, or misses a successor of one of its nodes.
+    BadScope {
+        /// The node repeated, or the successor missing.
+        node: String,
+    },
 }
 
 impl core::fmt::Display for PlanError {
@@ -128,6 +133,9 @@ impl core::fmt::Display for PlanError {
             }
             Self::OnWorker => {
                 write!(f, "a DAG run was started on a runtime worker thread; start it from another thread")
+            }
+            Self::BadScope { node } => {
+                write!(f, "the scope names {node:?} twice or misses it though an input of it is in scope")
             }
             Self::StillRunning => {
                 write!(f, "a node of a run stopped by its watchdog is still running; wait for it before running again")
@@ -205,11 +213,11 @@ impl Default for RunOptions {
 pub struct WorkerRun {
     /// Nodes this worker ran (or skipped).
     pub nodes: u64,
-    /// Of those, nodes assigned to another worker (stolen, or taken from another's inbox).
+    /// Of those, nodes assigned to another worker: stolen, or following a stolen node along its chain.
     pub off_assigned: u64,
     /// Successful steals (each moves up to half a ring).
     pub steals: u64,
-    /// Time between finding work and running dry.
+    /// Time between finding work and running dry (including any wait for the runtime worker after a yield).
     pub busy_ns: u64,
     /// Time spent trying to steal.
     pub steal_ns: u64,
@@ -220,7 +228,7 @@ pub struct WorkerRun {
 /// What a finished run did.
 #[derive(Debug, Clone)]
 pub struct RunResult {
-    /// From handing out the first node to the last completion.
+    /// From handing out the first node (spawning the worker tasks) to the caller seeing the last completion.
     pub elapsed: Duration,
     /// Per worker.
     pub workers: Vec<WorkerRun>,
@@ -306,6 +314,8 @@ pub enum RunError {
     Plan(PlanError),
     /// The watchdog stopped it.
     Stalled(Stall),
+    /// The runtime refused a worker task (bounded task storage full).
+    Spawn(crate::SpawnError),
 }
 
 impl core::fmt::Display for RunError {
@@ -313,6 +323,7 @@ impl core::fmt::Display for RunError {
         match self {
             Self::Plan(e) => e.fmt(f),
             Self::Stalled(s) => write!(f, "DAG run stalled: {s}"),
+            Self::Spawn(e) => write!(f, "cannot start a DAG worker task: {e}"),
         }
     }
 }
@@ -333,6 +344,8 @@ pub struct Runner {
     state: Arc<Shared>,
     /// The last run's nodes when it was not the whole graph (for the watchdog's report).
     scope: Option<Vec<NodeId>>,
+    /// Scratch for checking a scope (all false between checks).
+    mark: Vec<bool>,
 }
 
 #[derive(Debug)]
@@ -396,7 +409,7 @@ impl Runner {
             failures: Mutex::new(Vec::new()),
             finished: (Mutex::new(false), Condvar::new()),
         });
-        Runner { plan, state, scope: None }
+        Runner { plan, state, scope: None, mark: Vec::new() }
     }
 
     /// The plan.
@@ -427,6 +440,9 @@ impl Runner {
         if self.busy() {
             return Err(PlanError::StillRunning.into());
         }
+        if let Scope::Downstream(nodes) = scope {
+            self.check_scope(nodes)?;
+        }
         let total = self.reset(scope);
         let shared = &self.state;
         let graph = &self.plan.graph;
@@ -436,7 +452,6 @@ impl Runner {
             let (locals, stealers): (Vec<_>, Vec<_>) =
                 (0..self.plan.workers).map(|_| local::new::<u32>(capacity)).unzip();
             let stealers: Arc<[Stealer<u32>]> = stealers.into();
-            shared.in_flight.store(self.plan.workers, Ordering::Release);
             for (worker, local) in locals.into_iter().enumerate() {
                 let task = WorkerTask {
                     me: worker as u32,
@@ -456,11 +471,20 @@ impl Runner {
                     report: WorkerRun::default(),
                     started,
                     mark: started,
-                    idle_since: None,
+                    idle_since: Some(started),
+                    exited: false,
                 };
-                // The worker tasks only ever run on their own worker; a spawn failure (bounded storage full) is
-                // the embedder's configuration, reported as a panic on the control plane.
-                runtime.spawn_on(worker, task.into_future()).expect("spawn a DAG worker task");
+                // Counted before the spawn: a task dropped unpolled (runtime shut down) uncounts itself.
+                shared.in_flight.fetch_add(1, Ordering::AcqRel);
+                if let Err(e) = runtime.spawn_on(worker, task.into_future()) {
+                    // Bounded task storage full: stop the workers already started, and say why.
+                    shared.abort.store(true, Ordering::SeqCst);
+                    fence_before_checking();
+                    for w in 0..shared.slots.len() {
+                        shared.wake(w);
+                    }
+                    return Err(RunError::Spawn(e));
+                }
             }
         }
         let waited = self.wait(total, options.watchdog);
@@ -472,6 +496,9 @@ impl Runner {
                 }
                 let workers = shared.slots.iter().map(|s| *lock(&s.report)).collect();
                 let failures = core::mem::take(&mut *lock(&shared.failures));
+                // Snapshots: a later run reuses the arrays.
+                let state = shared.state.iter().map(|s| AtomicU8::new(s.load(Ordering::Relaxed))).collect();
+                let cause = shared.cause.iter().map(|c| AtomicU32::new(c.load(Ordering::Relaxed))).collect();
                 let skipped = match scope {
                     Scope::All => {
                         (0..graph.len()).filter(|&v| shared.state[v].load(Ordering::Relaxed) == SKIPPED).count()
@@ -480,18 +507,37 @@ impl Runner {
                         nodes.iter().filter(|&&v| shared.state[v as usize].load(Ordering::Relaxed) == SKIPPED).count()
                     }
                 };
-                Ok(RunResult {
-                    elapsed,
-                    workers,
-                    nodes: total,
-                    failures,
-                    skipped,
-                    state: shared.state.clone(),
-                    cause: shared.cause.clone(),
-                })
+                Ok(RunResult { elapsed, workers, nodes: total, failures, skipped, state, cause })
             }
             Err(stall) => Err(RunError::Stalled(stall)),
         }
+    }
+
+    /// A downstream scope must name each node once and contain every successor of its nodes: otherwise counters
+    /// would count the wrong inputs (a hang or a node run early). O(scope + its edges).
+    fn check_scope(&mut self, nodes: &[NodeId]) -> Result<(), PlanError> {
+        let graph = &*self.plan.graph;
+        self.mark.resize(graph.len(), false);
+        let bad = |v: NodeId| PlanError::BadScope { node: graph.name(v).into() };
+        let mut result = Ok(());
+        for &v in nodes {
+            if v as usize >= graph.len() || core::mem::replace(&mut self.mark[v as usize], true) {
+                result = Err(PlanError::BadScope { node: alloc::format!("#{v}") });
+                break;
+            }
+        }
+        if result.is_ok() {
+            let missing = nodes.iter().flat_map(|&v| graph.successors(v)).find(|&&s| !self.mark[s as usize]);
+            if let Some(&s) = missing {
+                result = Err(bad(s));
+            }
+        }
+        for &v in nodes {
+            if let Some(m) = self.mark.get_mut(v as usize) {
+                *m = false;
+            }
+        }
+        result
     }
 
     /// Sets every counter for `scope` and seeds the inboxes with its ready nodes; returns the node count.
@@ -513,6 +559,7 @@ impl Runner {
             *lock(&slot.report) = WorkerRun::default();
         }
         shared.num_sleeping.store(0, Ordering::Relaxed);
+        lock(&shared.failures).clear();
         let total = match scope {
             Scope::All => {
                 for v in 0..graph.len() {
@@ -575,12 +622,14 @@ impl Runner {
                 quiet_since = Instant::now();
             } else if quiet_since.elapsed() >= watchdog {
                 drop(finished);
+                // The picture first, then stop handing out nodes (workers finish the node they are in).
+                let stall = self.stall_report(quiet_since.elapsed(), now, total);
                 shared.abort.store(true, Ordering::SeqCst);
                 fence_before_checking();
                 for w in 0..shared.slots.len() {
                     shared.wake(w);
                 }
-                return Err(self.stall_report(quiet_since.elapsed(), now, total));
+                return Err(stall);
             }
         }
         Ok(())
@@ -685,6 +734,16 @@ struct WorkerTask<B> {
     /// When the current busy stretch began.
     mark: Instant,
     idle_since: Option<Instant>,
+    /// `exit` ran (else dropping the task uncounts it from `in_flight`: a runtime shut down under a run).
+    exited: bool,
+}
+
+impl<B> Drop for WorkerTask<B> {
+    fn drop(&mut self) {
+        if !self.exited {
+            self.shared.in_flight.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
 }
 
 /// The ring overflows into the owner's spill list (not stealable; moved back as the ring drains).
@@ -777,6 +836,8 @@ impl<B: Body> WorkerTask<B> {
             for v in self.stack.drain(..n) {
                 self.local.push_back(v, &Spill(&self.spill));
             }
+            // Once per batch: pairs with a sleeper's fence so a thief going to sleep sees this batch or is woken.
+            fence_before_checking();
             if self.shared.num_sleeping.load(Ordering::Relaxed) != 0 {
                 self.shared.wake_one(self.me);
             }
@@ -793,6 +854,9 @@ impl<B: Body> WorkerTask<B> {
         let slot = &self.shared.slots[self.me as usize];
         *lock(&slot.report) = self.report;
         slot.running.store(NONE, Ordering::Relaxed);
+        // Do not keep this finished task alive (in bounded storage) through a stale waker.
+        lock(&slot.waker).take();
+        self.exited = true;
         self.shared.in_flight.fetch_sub(1, Ordering::AcqRel);
         Poll::Ready(())
     }

@@ -113,7 +113,14 @@ fn shape_label(words: &[String]) -> Result<String, String> {
         ("grid", 2) => format!("grid-{}x{}", nums[0], nums[1]),
         ("fanout", 2) => format!("fanout-{}x{}", nums[0], nums[1]),
         ("fanout", 3) => format!("fanout-{}x{}-r{}", nums[0], nums[1], nums[2]),
-        (shape, n) => return Err(format!("`{shape}` does not take {n} sizes (see `weir dag gen --help`)")),
+        ("chain" | "independent" | "tree-out" | "tree-in" | "grid" | "fanout", n) => {
+            return Err(format!("`{}` does not take {n} sizes (see `weir dag gen --help`)", words[0]));
+        }
+        (shape, _) => {
+            return Err(format!(
+                "unknown shape `{shape}`: chain, independent, tree-out, tree-in, grid, fanout (see `weir dag gen --help`)"
+            ));
+        }
     };
     Ok(label)
 }
@@ -243,11 +250,12 @@ fn run_graph(args: RunArgs) -> ExitCode {
     single.sort_unstable();
     ideal.sort_unstable();
     runs.sort_by_key(|r| r.elapsed);
-    let median_run = &runs[runs.len() / 2];
+    // The lower median for an even count: with two runs, the faster one (the slower is usually the noisier).
+    let median_run = &runs[(runs.len() - 1) / 2];
     let report = Report::before(&graph, &profile(&graph), &stats).with_run(
         median_run,
-        single[single.len() / 2],
-        ideal[ideal.len() / 2],
+        single[(single.len() - 1) / 2],
+        ideal[(ideal.len() - 1) / 2],
         repeats,
     );
     print_report(&report, args.graph.json)
@@ -256,7 +264,13 @@ fn run_graph(args: RunArgs) -> ExitCode {
 fn print_report<T: serde::Serialize + std::fmt::Display>(report: &T, json: bool) -> ExitCode {
     let mut out = io::stdout().lock();
     let written = if json {
-        serde_json::to_writer_pretty(&mut out, report).map_err(io::Error::other).and_then(|()| writeln!(out))
+        // serde_json wraps I/O errors; unwrap them so a closed pipe is still a closed pipe.
+        serde_json::to_writer_pretty(&mut out, report)
+            .map_err(|e| match e.io_error_kind() {
+                Some(kind) => io::Error::from(kind),
+                None => io::Error::other(e),
+            })
+            .and_then(|()| writeln!(out))
     } else {
         write!(out, "{report}")
     };
