@@ -5,8 +5,9 @@
 //! `cargo bench --bench dag` (all of it takes a few minutes); `cargo bench --bench dag -- fanout` for one shape.
 //! `benches/ratios.py` turns criterion's estimates into the ratios reported in docs/dag.md.
 //!
-//! Also: `dag/recompute`: live recompute of one asset's chain in a 1,000 x 40 typed computation, against a full
-//! sequential sweep of the same computation.
+//! Also `dag/recompute` and `dag/recompute_with_total`: live recompute of one asset's chain and of one sector in a
+//! 1,000 x 40 typed computation (without, then with a total over every asset), against a full sequential sweep of
+//! the same computation.
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -104,52 +105,75 @@ fn shapes_bench(c: &mut Criterion) {
     }
 }
 
-/// 1,000 assets x 40 typed nodes (f64 arithmetic), a shared rate, and a total over every asset.
-fn priced_book() -> (Dag, Vec<Value<f64>>, Value<f64>) {
+/// 1,000 assets x 40 typed nodes (f64 arithmetic): per asset a spot and 38 pricing steps, the first reading the
+/// asset's sector (50 sectors, 20 assets each); optionally a total over every asset's last step.
+struct PricedBook {
+    dag: Dag,
+    spots: Vec<Value<f64>>,
+    sectors: Vec<Value<f64>>,
+    total: Option<Value<f64>>,
+}
+
+fn priced_book(with_total: bool) -> PricedBook {
     let mut b = Builder::new();
-    let rate = b.source("rate", 0.01).unwrap();
+    let sectors: Vec<Value<f64>> = (0..50).map(|i| b.source(&format!("sector{i}"), 0.01).unwrap()).collect();
     let mut spots = Vec::new();
     let lasts = b
-        .per_asset(0..1_000, |a, i| {
+        .per_asset(0..1_000u32, |a, i| {
             let spot = a.source("spot", 100.0 + f64::from(*i))?;
             spots.push(spot);
-            let mut x = a.compute("p0", (spot, rate), |(s, r)| s * (1.0 + r))?;
+            let mut x = a.compute("p0", (spot, sectors[*i as usize % 50]), |(s, r)| s * (1.0 + r))?;
             for k in 1..38 {
                 x = a.compute(&format!("p{k}"), x, move |v| v * 0.999 + f64::from(k))?;
             }
             Ok(x)
         })
         .unwrap();
-    let total = b.compute("total", lasts, |each| each.sum::<f64>()).unwrap();
+    let total = with_total.then(|| b.compute("total", lasts, |each| each.sum::<f64>()).unwrap());
     let mut dag = b.build().unwrap();
     dag.run_sequential().unwrap();
-    (dag, spots, total)
+    PricedBook { dag, spots, sectors, total }
 }
 
+/// Live recompute on the calling thread: one asset's spot (39 nodes, plus the total when there is one), one
+/// sector (20 assets: 780 nodes), against a full sweep of the same computation. Throughput is dirty nodes, so
+/// criterion's per-element time is the cost per dirty node.
 fn recompute_bench(c: &mut Criterion) {
-    let (mut dag, spots, total) = priced_book();
-    let mut group = c.benchmark_group("dag/recompute");
-    // One asset's spot: its 38 pricing nodes, the spot and the total (which re-reads 1,000 inputs).
-    group.throughput(Throughput::Elements(40));
-    let mut tick = 0.0;
-    group.bench_function("one_asset", |b| {
-        b.iter(|| {
-            tick += 0.25;
-            dag.set(spots[17], 100.0 + tick).unwrap();
-            let r = dag.recompute_sequential().unwrap();
-            debug_assert_eq!(r.nodes, 40);
-            black_box(dag.get(total).unwrap());
-        })
-    });
-    let nodes = dag.graph().len() as u64;
-    group.throughput(Throughput::Elements(nodes));
-    group.bench_function("full_sweep", |b| {
-        b.iter(|| {
-            dag.run_sequential().unwrap();
-            black_box(dag.get(total).unwrap());
-        })
-    });
-    group.finish();
+    for with_total in [false, true] {
+        let mut book = priced_book(with_total);
+        let extra = u64::from(with_total);
+        let mut group = c.benchmark_group(if with_total { "dag/recompute_with_total" } else { "dag/recompute" });
+        let mut tick = 0.0;
+        group.throughput(Throughput::Elements(39 + extra));
+        group.bench_function("one_asset", |b| {
+            b.iter(|| {
+                tick += 0.25;
+                book.dag.set(book.spots[17], 100.0 + tick).unwrap();
+                let r = book.dag.recompute_sequential().unwrap();
+                assert_eq!(r.nodes as u64, 39 + extra);
+            })
+        });
+        group.throughput(Throughput::Elements(1 + 20 * 38 + extra));
+        group.bench_function("one_sector", |b| {
+            b.iter(|| {
+                tick += 0.25;
+                book.dag.set(book.sectors[3], 0.01 + tick * 1e-6).unwrap();
+                let r = book.dag.recompute_sequential().unwrap();
+                assert_eq!(r.nodes as u64, 1 + 20 * 38 + extra);
+            })
+        });
+        let nodes = book.dag.graph().len() as u64;
+        group.throughput(Throughput::Elements(nodes));
+        group.bench_function("full_sweep", |b| {
+            b.iter(|| {
+                book.dag.run_sequential().unwrap();
+            })
+        });
+        if let Some(total) = book.total {
+            black_box(book.dag.get(total).unwrap());
+        }
+        group.finish();
+    }
 }
 
 criterion_group!(benches, recompute_bench, shapes_bench);

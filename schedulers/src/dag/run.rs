@@ -81,8 +81,13 @@ const SKIPPED: u8 = 3;
 pub struct Plan {
     graph: Arc<Graph>,
     worker_of: Arc<[u32]>,
+    /// `worker_of` with [`PINNED`] set on pinned nodes: one load tells a worker where a ready node goes.
+    placement: Arc<[u32]>,
     workers: usize,
 }
+
+/// The bit in a [`Plan`]'s placement that marks a pinned node.
+const PINNED: u32 = 1 << 31;
 
 /// Why a plan or a run was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -154,12 +159,17 @@ impl Plan {
         }
         for (v, &w) in worker_of.iter().enumerate() {
             let pinned = graph.pin(v as NodeId);
-            if w as usize >= workers || pinned.is_some_and(|p| p != w) {
+            if w as usize >= workers || w & PINNED != 0 || pinned.is_some_and(|p| p != w) {
                 let worker = pinned.filter(|&p| p as usize >= workers).unwrap_or(w);
                 return Err(PlanError::NoSuchWorker { node: graph.name(v as NodeId).into(), worker, workers });
             }
         }
-        Ok(Plan { graph, worker_of: worker_of.into(), workers })
+        let placement = worker_of
+            .iter()
+            .enumerate()
+            .map(|(v, &w)| if graph.pin(v as NodeId).is_some() { w | PINNED } else { w })
+            .collect();
+        Ok(Plan { graph, worker_of: worker_of.into(), placement, workers })
     }
 
     /// Every node on worker 0: the single-worker plan.
@@ -346,6 +356,8 @@ pub struct Runner {
     scope: Option<Vec<NodeId>>,
     /// Scratch for checking a scope (all false between checks).
     mark: Vec<bool>,
+    /// Each node's input count: a full run's counters start as a copy.
+    indegree: Box<[u32]>,
 }
 
 #[derive(Debug)]
@@ -381,9 +393,16 @@ struct Shared {
 impl Runner {
     /// Run state for `plan`.
     pub fn new(plan: Plan) -> Self {
-        let n = plan.graph.len();
+        let indegree = (0..plan.graph.len() as NodeId).map(|v| plan.graph.in_degree(v)).collect();
+        let state = Arc::new(Shared::new(plan.graph.len(), plan.workers));
+        Runner { plan, state, indegree, scope: None, mark: Vec::new() }
+    }
+}
+
+impl Shared {
+    fn new(n: usize, workers: usize) -> Self {
         let atomics = |v: u32| (0..n).map(|_| AtomicU32::new(v)).collect::<Box<[_]>>();
-        let slots = (0..plan.workers)
+        let slots = (0..workers)
             .map(|_| {
                 CachePadded(Slot {
                     inbox: Inbox::new(),
@@ -395,7 +414,7 @@ impl Runner {
                 })
             })
             .collect();
-        let state = Arc::new(Shared {
+        Shared {
             pending: atomics(0),
             next: atomics(NONE),
             state: (0..n).map(|_| AtomicU8::new(NOT_RUN)).collect(),
@@ -408,10 +427,11 @@ impl Runner {
             in_flight: AtomicUsize::new(0),
             failures: Mutex::new(Vec::new()),
             finished: (Mutex::new(false), Condvar::new()),
-        });
-        Runner { plan, state, scope: None, mark: Vec::new() }
+        }
     }
+}
 
+impl Runner {
     /// The plan.
     pub fn plan(&self) -> &Plan {
         &self.plan
@@ -457,7 +477,7 @@ impl Runner {
                     me: worker as u32,
                     shared: shared.clone(),
                     graph: graph.clone(),
-                    worker_of: self.plan.worker_of.clone(),
+                    placement: self.plan.placement.clone(),
                     steal_order: runtime.shared.workers[worker].steal_order.clone(),
                     stealers: stealers.clone(),
                     body: body.clone(),
@@ -467,7 +487,7 @@ impl Runner {
                     pinned_ready: Vec::new(),
                     inline: NONE,
                     done_here: 0,
-                    unflushed: 0,
+                    flushed: 0,
                     report: WorkerRun::default(),
                     started,
                     mark: started,
@@ -496,9 +516,8 @@ impl Runner {
                 }
                 let workers = shared.slots.iter().map(|s| *lock(&s.report)).collect();
                 let failures = core::mem::take(&mut *lock(&shared.failures));
-                // Snapshots: a later run reuses the arrays.
-                let state = shared.state.iter().map(|s| AtomicU8::new(s.load(Ordering::Relaxed))).collect();
-                let cause = shared.cause.iter().map(|c| AtomicU32::new(c.load(Ordering::Relaxed))).collect();
+                // Shared with the result: the next run allocates new arrays if the result still holds these.
+                let (state, cause) = (shared.state.clone(), shared.cause.clone());
                 let skipped = match scope {
                     Scope::All => {
                         (0..graph.len()).filter(|&v| shared.state[v].load(Ordering::Relaxed) == SKIPPED).count()
@@ -546,52 +565,69 @@ impl Runner {
             Scope::All => None,
             Scope::Downstream(nodes) => Some(nodes.to_vec()),
         };
-        let shared = &*self.state;
         let graph = &*self.plan.graph;
-        shared.done.store(false, Ordering::Relaxed);
-        shared.abort.store(false, Ordering::Relaxed);
-        *lock(&shared.finished.0) = false;
-        for slot in shared.slots.iter() {
-            slot.inbox.clear();
-            slot.sleeping.store(false, Ordering::Relaxed);
-            slot.running.store(NONE, Ordering::Relaxed);
-            slot.completed.store(0, Ordering::Relaxed);
-            *lock(&slot.report) = WorkerRun::default();
+        let n = graph.len();
+        // A worker task can hold the state for a moment after its last poll: never wait, start afresh instead.
+        if Arc::get_mut(&mut self.state).is_none() {
+            self.state = Arc::new(Shared::new(n, self.plan.workers));
         }
-        shared.num_sleeping.store(0, Ordering::Relaxed);
+        let Some(shared) = Arc::get_mut(&mut self.state) else { unreachable!("the state was just made unique") };
+        // Exclusive access: plain stores through `get_mut`, which the compiler turns into memset and memcpy.
+        *shared.done.get_mut() = false;
+        *shared.abort.get_mut() = false;
+        *lock(&shared.finished.0) = false;
+        for slot in shared.slots.iter_mut() {
+            slot.0.inbox.clear();
+            *slot.0.sleeping.get_mut() = false;
+            *slot.0.running.get_mut() = NONE;
+            *slot.0.completed.get_mut() = 0;
+            *lock(&slot.0.report) = WorkerRun::default();
+        }
+        *shared.num_sleeping.0.get_mut() = 0;
         lock(&shared.failures).clear();
+        // The last run's result may still hold the outcome arrays: then this run gets new ones.
+        match Arc::get_mut(&mut shared.state) {
+            Some(state) if matches!(scope, Scope::All) => state.iter_mut().for_each(|s| *s.get_mut() = NOT_RUN),
+            Some(_) => {}
+            None => shared.state = (0..n).map(|_| AtomicU8::new(NOT_RUN)).collect(),
+        }
+        match Arc::get_mut(&mut shared.cause) {
+            Some(cause) if matches!(scope, Scope::All) => cause.iter_mut().for_each(|c| *c.get_mut() = NONE),
+            Some(_) => {}
+            None => shared.cause = (0..n).map(|_| AtomicU32::new(NONE)).collect(),
+        }
         let total = match scope {
             Scope::All => {
-                for v in 0..graph.len() {
-                    shared.pending[v].store(graph.in_degree(v as NodeId), Ordering::Relaxed);
-                    shared.state[v].store(NOT_RUN, Ordering::Relaxed);
-                    shared.cause[v].store(NONE, Ordering::Relaxed);
+                for (p, &d) in shared.pending.iter_mut().zip(self.indegree.iter()) {
+                    *p.get_mut() = d;
                 }
-                for v in graph.roots() {
-                    self.seed(v);
-                }
-                graph.len()
+                n
             }
             Scope::Downstream(nodes) => {
                 for &v in nodes {
-                    shared.pending[v as usize].store(0, Ordering::Relaxed);
+                    *shared.pending[v as usize].get_mut() = 0;
                     shared.state[v as usize].store(NOT_RUN, Ordering::Relaxed);
                     shared.cause[v as usize].store(NONE, Ordering::Relaxed);
                 }
                 for &v in nodes {
                     for &s in graph.successors(v) {
-                        shared.pending[s as usize].fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-                for &v in nodes {
-                    if shared.pending[v as usize].load(Ordering::Relaxed) == 0 {
-                        self.seed(v);
+                        *shared.pending[s as usize].get_mut() += 1;
                     }
                 }
                 nodes.len()
             }
         };
-        shared.remaining.store(total, Ordering::Release);
+        *shared.remaining.0.get_mut() = total;
+        match scope {
+            Scope::All => graph.roots().for_each(|v| self.seed(v)),
+            Scope::Downstream(nodes) => {
+                for &v in nodes {
+                    if self.state.pending[v as usize].load(Ordering::Relaxed) == 0 {
+                        self.seed(v);
+                    }
+                }
+            }
+        }
         total
     }
 
@@ -638,7 +674,13 @@ impl Runner {
     fn stall_report(&self, quiet_for: Duration, completed: u64, total: usize) -> Stall {
         let shared = &*self.state;
         let graph = &*self.plan.graph;
-        let running: Vec<NodeId> = shared.slots.iter().map(|s| s.running.load(Ordering::Relaxed)).collect();
+        // A worker's `running` names the last node it started; it is running only if it has not finished.
+        let running: Vec<NodeId> = shared
+            .slots
+            .iter()
+            .map(|s| s.running.load(Ordering::Relaxed))
+            .map(|v| if v != NONE && shared.state[v as usize].load(Ordering::Relaxed) == NOT_RUN { v } else { NONE })
+            .collect();
         let mut in_scope = alloc::vec![self.scope.is_none(); graph.len()];
         for &v in self.scope.iter().flatten() {
             in_scope[v as usize] = true;
@@ -714,7 +756,8 @@ struct WorkerTask<B> {
     me: u32,
     shared: Arc<Shared>,
     graph: Arc<Graph>,
-    worker_of: Arc<[u32]>,
+    /// Per node: its worker, with [`PINNED`] on pinned nodes.
+    placement: Arc<[u32]>,
     steal_order: Box<[u32]>,
     stealers: Arc<[Stealer<u32>]>,
     body: Arc<B>,
@@ -727,8 +770,8 @@ struct WorkerTask<B> {
     /// The ready successor to run next, without queueing it (`NONE`: none).
     inline: NodeId,
     done_here: u64,
-    /// Completions not yet subtracted from `remaining`.
-    unflushed: usize,
+    /// `done_here` when completions were last subtracted from `remaining`.
+    flushed: u64,
     report: WorkerRun,
     started: Instant,
     /// When the current busy stretch began.
@@ -851,6 +894,7 @@ impl<B: Body> WorkerTask<B> {
             self.report.busy_ns += dur_ns(self.mark.elapsed());
         }
         self.report.idle_ns = total.saturating_sub(self.report.busy_ns + self.report.steal_ns);
+        self.report.nodes = self.done_here;
         let slot = &self.shared.slots[self.me as usize];
         *lock(&slot.report) = self.report;
         slot.running.store(NONE, Ordering::Relaxed);
@@ -888,7 +932,7 @@ impl<B: Body> WorkerTask<B> {
         let mut v = slot.inbox.take_all();
         while v != END {
             let next = self.shared.next[v as usize].load(Ordering::Relaxed);
-            if self.graph.pin(v).is_some() {
+            if self.placement[v as usize] & PINNED != 0 {
                 self.pinned_ready.push(v);
             } else {
                 self.stack.push_back(v);
@@ -934,7 +978,9 @@ impl<B: Body> WorkerTask<B> {
     }
 
     fn flush(&mut self) {
-        let n = core::mem::take(&mut self.unflushed);
+        self.shared.slots[self.me as usize].running.store(NONE, Ordering::Relaxed);
+        let n = (self.done_here - self.flushed) as usize;
+        self.flushed = self.done_here;
         // The worker whose subtraction takes `remaining` to zero ends the run.
         if n != 0 && self.shared.remaining.fetch_sub(n, Ordering::AcqRel) == n {
             self.shared.finish();
@@ -964,16 +1010,13 @@ impl<B: Body> WorkerTask<B> {
             }
         };
         shared.state[v as usize].store(outcome, Ordering::Relaxed);
-        if self.worker_of[v as usize] != self.me {
-            self.report.off_assigned += 1;
-        }
-        self.report.nodes += 1;
+        let assigned_here = self.placement[v as usize] & !PINNED;
+        self.report.off_assigned += u64::from(assigned_here != self.me);
         self.done_here += 1;
-        self.unflushed += 1;
+        // Progress, for the watchdog. (`running` keeps naming `v` until the next node or idle: the stall report
+        // counts a finished node as not running.)
         slot.completed.store(self.done_here, Ordering::Relaxed);
-        slot.running.store(NONE, Ordering::Relaxed);
         let failed = outcome != DONE;
-        let assigned_here = self.worker_of[v as usize];
         for &s in self.graph.successors(v) {
             let counter = &shared.pending[s as usize];
             if failed {
@@ -989,8 +1032,8 @@ impl<B: Body> WorkerTask<B> {
             }
             // A successor assigned with `v` stays with `v`, wherever `v` ran: a stolen node takes its chain along
             // (that is how stealing moves load, not just one node). Others go to their assigned worker.
-            let owner = self.worker_of[s as usize];
-            let pinned = self.graph.pin(s).is_some();
+            let place = self.placement[s as usize];
+            let (owner, pinned) = (place & !PINNED, place & PINNED != 0);
             if pinned && owner == self.me {
                 self.pinned_ready.push(s);
             } else if pinned || owner != assigned_here {
