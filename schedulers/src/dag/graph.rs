@@ -443,6 +443,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "70,000 nodes: minutes under Miri, and safe code")]
     fn many_kinds_keep_their_names() {
         let mut b = GraphBuilder::new();
         for i in 0..70_000 {
