@@ -359,7 +359,7 @@ impl<M: RingMemory> Reader<M> {
                 let latest = counters.latest.0.0.load(Ordering::Relaxed);
                 fence(Ordering::Acquire);
                 if let Some((seq, end)) = self.entry_at(latest) {
-                    (self.cursor, self.expected) = (end, Some(seq + 1));
+                    (self.cursor, self.expected) = (end, Some(seq.wrapping_add(1)));
                     return;
                 }
             }
@@ -380,7 +380,7 @@ impl<M: RingMemory> Reader<M> {
         if self.overrun(position) || (head >> 32) as u32 != KIND_ENTRY || ENTRY_HEADER + len > room {
             return None;
         }
-        Some((seq, position + align_up(ENTRY_HEADER + len) as u64))
+        Some((seq, position.wrapping_add(align_up(ENTRY_HEADER + len) as u64)))
     }
 
     /// The counters.
@@ -412,7 +412,8 @@ impl<M: RingMemory> Reader<M> {
     #[inline(always)]
     fn overrun(&self, position: u64) -> bool {
         let intent = self.mem.counters().tail_intent.load(Ordering::Relaxed);
-        intent > position + self.mask + 1
+        // Saturating: positions come from shared memory, which a corrupt file fills with anything.
+        intent > position.saturating_add(self.mask + 1)
     }
 
     /// The start of the oldest entry still in the ring that a checkpoint knows of; the tail when
@@ -476,7 +477,7 @@ impl<M: RingMemory> Reader<M> {
             if u64::from(head as u32) + ALIGN as u64 != to_end {
                 return self.check_corrupt(position, head);
             }
-            position += to_end;
+            position = position.wrapping_add(to_end);
             word = 0;
             if position >= tail {
                 // The padding is complete but the entry after it is not yet.
@@ -504,13 +505,13 @@ impl<M: RingMemory> Reader<M> {
             self.lapped();
             return Poll::Lapped;
         }
-        self.cursor = position + align_up(ENTRY_HEADER + len) as u64;
+        self.cursor = position.wrapping_add(align_up(ENTRY_HEADER + len) as u64);
         let lost = match self.expected {
             Some(e) if seq > e => seq - e,
             _ => 0,
         };
-        self.expected = Some(seq + 1);
-        self.stats.lost += lost;
+        self.expected = Some(seq.wrapping_add(1));
+        self.stats.lost = self.stats.lost.saturating_add(lost);
         if !fits {
             self.stats.lost += 1;
             return Poll::TooLarge { seq, len };

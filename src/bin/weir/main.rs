@@ -117,6 +117,66 @@ struct ReplayArgs {
     quiet: bool,
     #[command(flatten)]
     publishers: PublisherArgs,
+    #[command(flatten)]
+    bus: BusArgs,
+}
+
+/// Publishing the records on the bus (shared memory, for other processes).
+#[derive(clap::Args, Debug, Clone)]
+pub(crate) struct BusArgs {
+    /// Publish the records on the bus NAME: a file under $WEIR_BUS_DIR (default /dev/shm/weir),
+    /// or a path. Consumers: `weir tail NAME`, `weir record NAME OUT.dbn`, `weir::bus::Subscriber`.
+    #[arg(long, value_name = "NAME")]
+    bus: Option<String>,
+    /// Bytes in the bus's ring: a power of two, with an optional K, M or G suffix (binary).
+    #[arg(long, value_name = "BYTES", default_value = "64M", value_parser = parse_bytes)]
+    bus_capacity: u64,
+    /// Let the bus file's group read it (mode 0640; default 0600, the owner only).
+    #[arg(long)]
+    bus_group_read: bool,
+    /// Lock the bus's pages in memory (mlock).
+    #[arg(long)]
+    bus_lock: bool,
+}
+
+impl BusArgs {
+    /// The publisher, when `--bus` was given; its pages are first touched from `cpu`.
+    pub(crate) fn publisher(&self, cpu: Option<u32>) -> Result<Option<weir::bus::Publisher>, String> {
+        let Some(name) = &self.bus else { return Ok(None) };
+        let opts = weir::bus::PublisherOptions {
+            capacity: self.bus_capacity,
+            group_read: self.bus_group_read,
+            lock: self.bus_lock,
+            first_touch_cpu: cpu,
+            ..weir::bus::PublisherOptions::default()
+        };
+        weir::bus::Publisher::create(&weir::bus::resolve(name), &opts)
+            .map(Some)
+            .map_err(|e| format!("--bus {name}: {e}"))
+    }
+}
+
+/// `64M`, `4096`, `1G`: bytes, with a binary suffix.
+fn parse_bytes(text: &str) -> Result<u64, String> {
+    let (digits, shift) = match text.as_bytes().last() {
+        Some(b'K' | b'k') => (&text[..text.len() - 1], 10),
+        Some(b'M' | b'm') => (&text[..text.len() - 1], 20),
+        Some(b'G' | b'g') => (&text[..text.len() - 1], 30),
+        _ => (text, 0),
+    };
+    let n: u64 = digits.parse().map_err(|_| format!("{text:?}: bytes, e.g. 67108864 or 64M"))?;
+    n.checked_mul(1 << shift).ok_or_else(|| format!("{text:?}: too large"))
+}
+
+/// One line about what went to the bus.
+pub(crate) fn bus_summary(publisher: &weir::bus::Publisher) -> String {
+    format!(
+        "  bus: {} records ({} bytes) published to {} (epoch {})\n",
+        publisher.published(),
+        publisher.bytes_written(),
+        publisher.path().display(),
+        publisher.epoch()
+    )
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -142,7 +202,7 @@ fn main() -> ExitCode {
 /// What `weir replay` does with each message: JSONL (optional), then books and DBN records.
 struct ReplaySink {
     jsonl: Option<JsonlSink<io::BufWriter<io::StdoutLock<'static>>>>,
-    normalizer: Normalizer<DbnFile>,
+    normalizer: Normalizer<(DbnFile, Option<weir::bus::Publisher>)>,
 }
 
 impl MessageSink for ReplaySink {
@@ -182,10 +242,18 @@ fn run_replay(args: ReplayArgs) -> ExitCode {
         },
         None => DbnFile::counting(),
     };
+    let publisher = match args.bus.publisher(None) {
+        Ok(p) => p,
+        Err(e) => {
+            records.abandon();
+            eprintln!("weir replay: {e}");
+            return ExitCode::from(1);
+        }
+    };
     let mut sink = ReplaySink {
         jsonl: (args.emit == Emit::Jsonl)
             .then(|| JsonlSink::new(io::BufWriter::with_capacity(1 << 20, io::stdout().lock()))),
-        normalizer: Normalizer::new(args.publishers.config(), records),
+        normalizer: Normalizer::new(args.publishers.config(), (records, publisher)),
     };
     let interactive = io::stderr().is_terminal();
     let mut shown = false;
@@ -218,19 +286,26 @@ fn run_replay(args: ReplayArgs) -> ExitCode {
     let mut report = match result {
         Ok(r) => r,
         Err(e) => {
-            sink.normalizer.into_sink().abandon();
+            sink.normalizer.into_sink().0.abandon();
             eprintln!("weir replay: {e}");
             return ExitCode::from(2);
         }
     };
-    report.dbn_records = sink.normalizer.sink().counts();
+    report.dbn_records = sink.normalizer.sink().0.counts();
     report.books = Some(BooksReport::of(&sink.normalizer));
     let ReplaySink { jsonl, normalizer } = sink;
-    let (normalizer, records) = {
+    let (normalizer, records, publisher) = {
         let mut n = normalizer;
-        let records = std::mem::replace(n.sink_mut(), DbnFile::counting());
-        (n, records)
+        let records = std::mem::replace(&mut n.sink_mut().0, DbnFile::counting());
+        let publisher = n.sink_mut().1.take();
+        (n, records, publisher)
     };
+    // The consumers may stop reading now: the stream is complete.
+    let bus_line = publisher.map(|p| {
+        let line = bus_summary(&p);
+        p.finish();
+        line
+    });
     if let Err(e) = records.finish(&normalizer) {
         eprintln!("weir replay: writing DBN: {e}");
         return ExitCode::from(1);
@@ -258,7 +333,7 @@ fn run_replay(args: ReplayArgs) -> ExitCode {
         }
     }
     if !args.quiet {
-        let text = summary(&args, &report);
+        let text = summary(&args, &report) + bus_line.as_deref().unwrap_or("");
         let _ = if stdout_taken {
             io::stderr().write_all(text.as_bytes())
         } else {
