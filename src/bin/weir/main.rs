@@ -9,8 +9,10 @@ use std::process::ExitCode;
 
 mod bench;
 mod dag;
+mod record;
 mod run;
 mod send;
+mod tail;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use weir::book_view::{self, BookWatch};
@@ -44,6 +46,10 @@ enum Command {
     /// DAG computation: generate standard graphs, run them on pinned workers, explain the partition.
     #[command(subcommand)]
     Dag(dag::DagCommand),
+    /// Print a bus's records as they arrive (`--json`, `--symbol`), with loss and lag on exit.
+    Tail(tail::TailArgs),
+    /// Capture a bus into a DBN file (waits for the bus; joins at its oldest record).
+    Record(record::RecordArgs),
     /// Measurement harnesses (`weir bench latency`).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -194,6 +200,8 @@ fn main() -> ExitCode {
         Command::Book(args) => run_book(args),
         Command::Run(args) => run::run(args),
         Command::Send(args) => send::run(args),
+        Command::Tail(args) => tail::run(args),
+        Command::Record(args) => record::run(args),
         Command::Bench(cmd) => bench::run(cmd),
         Command::Dag(cmd) => dag::run(cmd),
     }
