@@ -387,3 +387,28 @@ fn record_of_a_replay_on_the_bus_has_the_records_and_symbols_of_replay_out() {
         );
     }
 }
+
+#[test]
+fn a_record_too_short_for_its_type_is_skipped_not_fatal() {
+    let s = Scratch::new("short");
+    let mut p = s.publisher("feed");
+    p.publish(&mapping(1, "AAA", T0));
+    // A whole frame, but an MBP-1 of 16 bytes: typed access would read past it (or panic).
+    let mut short = bytes(&mapping(1, "AAA", T0))[..16].to_vec();
+    (short[0], short[1]) = (4, rtype::MBP_1);
+    p.publish_bytes(&short).unwrap();
+    let recs = published();
+    p.publish_bytes(&recs[3]).unwrap();
+    p.finish();
+    let out = s.weir(&["tail", "feed", "--json", "--join", "oldest"]).output().unwrap();
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(json_lines(&out.stdout).len(), 2, "{stderr}");
+    assert!(stderr.contains("record 1 (epoch 1): rtype 0x01 record of 16 bytes, shorter than its type"), "{stderr}");
+    assert!(stderr.contains("shown 2  lost 0  laps 0  overwritten 0  corrupt 0  malformed 1"), "{stderr}");
+    let file = s.0.join("out.dbn");
+    let out = s.weir(&["record", "feed", file.to_str().unwrap()]).output().unwrap();
+    assert!(out.status.success());
+    assert!(text(&out.stdout).contains("wrote 2 records") && text(&out.stdout).contains("malformed 1"));
+    assert_eq!(decode(&file).1, [bytes(&mapping(1, "AAA", T0)), recs[3].clone()]);
+}
