@@ -932,3 +932,57 @@ fn a_stopped_producer_is_dead_until_it_resumes() {
     assert_everything("consumer", &r, 0, N);
     assert!(p.wait_for(Duration::from_secs(10)).is_some_and(|s| s.success()));
 }
+
+/// A consumer behind a producer that is killed and restarted still has records of the old
+/// epoch to read. A loop that asks `producer()` each turn is told `Superseded` straight away and
+/// `reopen()` moves it to the new epoch: the old epoch's unread records are neither delivered nor
+/// counted in `lost`, so `received + lost` falls short of what was published.
+#[test]
+#[ignore = "bus bug: Superseded is reported while records remain, and reopen() drops them uncounted"]
+fn records_left_in_a_superseded_epoch_are_read_or_counted_as_lost() {
+    let _serial = serial();
+    let dir = ShmDir::new("backlog");
+    let path = dir.bus();
+    const K: u64 = 1000;
+    const M: u64 = 500;
+    // The first producer publishes K records, then keeps its heartbeat (waiting for a `go` that
+    // never comes) until it is killed.
+    let mut first = Kid::spawn(
+        "producer 1",
+        &Role::Producer(ProducerSpec {
+            path: path.clone(),
+            capacity: 1 << 20,
+            heartbeat_ms: 10,
+            pre: K,
+            wait_go: true,
+            records: 0,
+            pace: BURST,
+        }),
+    );
+    first.expect("created");
+    let opts = SubscriberOptions { join: Join::Oldest, ..SubscriberOptions::default() };
+    let mut sub = Subscriber::open(&path, &opts).unwrap();
+    first.kill9();
+    let mut second =
+        Publisher::create(&path, &PublisherOptions { capacity: 1 << 20, ..PublisherOptions::default() }).unwrap();
+    assert_eq!(pump(&mut second, 0, M, BURST, far()), M);
+    second.finish();
+    // A consumer loop that checks on its producer every turn.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        assert!(Instant::now() < deadline, "{:?}", sub.stats());
+        match sub.producer() {
+            ProducerState::Superseded => {
+                sub.reopen().unwrap().expect("the new file");
+            }
+            ProducerState::Ended => break,
+            _ => {}
+        }
+        if let Next::Corrupt { what, .. } = sub.poll() {
+            panic!("{what}");
+        }
+    }
+    let s = sub.stats();
+    assert_eq!(s.reopens, 1);
+    assert_eq!(s.received + s.lost, K + M, "every record of both epochs read or counted lost: {s:?}");
+}
