@@ -403,6 +403,20 @@ impl<M: RingMemory> Reader<M> {
         &self.mem
     }
 
+    /// Entries written but not yet read, from the sequence of the newest entry: what a reader
+    /// that leaves now (for a newer ring) must count as lost. `None` when the newest entry cannot
+    /// be read (overwritten while looking) or no sequence is known yet.
+    pub fn unread(&self) -> Option<u64> {
+        let counters = self.mem.counters();
+        if counters.tail() <= self.cursor {
+            return Some(0);
+        }
+        let latest = counters.latest.0.0.load(Ordering::Relaxed);
+        fence(Ordering::Acquire);
+        let (seq, _) = self.entry_at(latest)?;
+        Some(seq.wrapping_add(1).saturating_sub(self.expected?))
+    }
+
     /// Bytes written but not yet read (0 when caught up).
     pub fn lag_bytes(&self) -> u64 {
         self.mem.counters().tail().saturating_sub(self.cursor)
