@@ -4,7 +4,7 @@
 use std::fs::File;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{Ordering, fence};
 use std::time::Duration;
 
 use dbn::RecordRef;
@@ -85,6 +85,9 @@ pub struct SubscriberStats {
     pub corrupt: u64,
     /// Epochs followed after the first (producer restarts).
     pub reopens: u64,
+    /// A reopen left an epoch whose unread count could not be read (its producer was still
+    /// writing): `lost` is then a lower bound.
+    pub lost_inexact: bool,
 }
 
 /// One record read from the bus.
@@ -221,6 +224,9 @@ impl Subscriber {
     pub fn wait(&self, timeout: Duration) {
         let header = self.reader.memory().header();
         let word = header.wake.load(Ordering::Relaxed);
+        // The tail read next is at least as new as the word (the producer bumps the word after
+        // publishing): a fence, since an acquire load is not allowed on read-only memory.
+        fence(Ordering::Acquire);
         if self.reader.lag_bytes() > 0 || header.state.load(Ordering::Relaxed) != STATE_LIVE {
             return;
         }
@@ -242,14 +248,20 @@ impl Subscriber {
             overwritten: self.before.overwritten + r.overwritten,
             corrupt: self.before.corrupt + r.corrupt + self.bad_records,
             reopens: self.before.reopens,
+            lost_inexact: self.before.lost_inexact,
         }
     }
 
-    /// The producer's state. `Ended` only once everything has been read.
+    /// The producer's state. `Ended` and `Superseded` only once everything has been read (until
+    /// then the records left are still there to read; a dead producer's too).
     pub fn producer(&self) -> ProducerState {
         let header = self.reader.memory().header();
-        match header.state.load(Ordering::Relaxed) {
-            STATE_SUPERSEDED => return ProducerState::Superseded,
+        let state = header.state.load(Ordering::Relaxed);
+        // The tail read by `lag_bytes` is at least as new as the state (the producer publishes,
+        // then marks): a fence, since an acquire load is not allowed on read-only memory.
+        fence(Ordering::Acquire);
+        match state {
+            STATE_SUPERSEDED if self.reader.lag_bytes() == 0 => return ProducerState::Superseded,
             STATE_ENDED if self.reader.lag_bytes() == 0 => return ProducerState::Ended,
             _ => {}
         }
@@ -293,6 +305,13 @@ impl Subscriber {
         let info = info_of(&mapping);
         let mut stats = self.stats();
         stats.reopens += 1;
+        // What the old epoch still held unread is lost now: count it, so that received + lost
+        // stays exact. (If its newest record cannot be read any more, the old producer was
+        // still writing: the count is then a lower bound, and `lost_inexact` says so.)
+        match self.reader.unread() {
+            Some(n) => stats.lost += n,
+            None => stats.lost_inexact = true,
+        }
         self.before = stats;
         self.bad_records = 0;
         self.reader = Reader::new(mapping, Join::Oldest, self.opts.resync);

@@ -179,6 +179,16 @@ fn a_restarted_producer_supersedes_the_old_file_and_is_followed() {
     drop(first);
     // The first producer's drop must not end the second's stream.
     assert_eq!(sub.producer(), ProducerState::Live);
+    // Unread records when the next producer takes over: not `Superseded` until they are read;
+    // and a reopen before that counts them lost.
+    for i in 0..5 {
+        second.publish(&trade(i));
+    }
+    let _third = Publisher::create(&path, &second_opts).unwrap();
+    assert_ne!(sub.producer(), ProducerState::Superseded);
+    assert_eq!(sub.reopen().unwrap().map(|i| i.epoch), Some(3));
+    let s = sub.stats();
+    assert_eq!((s.received, s.lost, s.reopens, s.lost_inexact), (2, 5, 2, false));
 }
 
 #[test]

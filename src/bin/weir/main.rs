@@ -171,7 +171,11 @@ fn parse_bytes(text: &str) -> Result<u64, String> {
         _ => (text, 0),
     };
     let n: u64 = digits.parse().map_err(|_| format!("{text:?}: bytes, e.g. 67108864 or 64M"))?;
-    n.checked_mul(1 << shift).ok_or_else(|| format!("{text:?}: too large"))
+    let bytes = n.checked_mul(1 << shift).ok_or_else(|| format!("{text:?}: too large"))?;
+    if !bytes.is_power_of_two() || !(weir::bus::MIN_CAPACITY..=weir::bus::MAX_CAPACITY).contains(&bytes) {
+        return Err(format!("{text}: a power of two from 4K to 1024G"));
+    }
+    Ok(bytes)
 }
 
 /// One line about what went to the bus.
