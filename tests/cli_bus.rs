@@ -396,7 +396,8 @@ fn a_record_too_short_for_its_type_is_skipped_not_fatal() {
     // A whole frame, but an MBP-1 of 16 bytes: typed access would read past it (or panic).
     let mut short = bytes(&mapping(1, "AAA", T0))[..16].to_vec();
     (short[0], short[1]) = (4, rtype::MBP_1);
-    p.publish_bytes(&short).unwrap();
+    assert!(p.publish_bytes(&short).is_err(), "the publisher refuses it");
+    p.publish_entry_unchecked(&short).unwrap();
     let recs = published();
     p.publish_bytes(&recs[3]).unwrap();
     p.finish();
@@ -404,11 +405,16 @@ fn a_record_too_short_for_its_type_is_skipped_not_fatal() {
     let stderr = text(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert_eq!(json_lines(&out.stdout).len(), 2, "{stderr}");
-    assert!(stderr.contains("record 1 (epoch 1): rtype 0x01 record of 16 bytes, shorter than its type"), "{stderr}");
-    assert!(stderr.contains("shown 2  lost 0  laps 0  overwritten 0  corrupt 0  malformed 1"), "{stderr}");
+    // The subscriber refuses it (before any typed access), counts it corrupt and lost.
+    assert!(stderr.contains("record shorter than its rtype at stream position"), "{stderr}");
+    assert!(stderr.contains("shown 2  lost 1  laps 0  overwritten 0  corrupt 1  malformed 0"), "{stderr}");
     let file = s.0.join("out.dbn");
     let out = s.weir(&["record", "feed", file.to_str().unwrap()]).output().unwrap();
     assert!(out.status.success());
-    assert!(text(&out.stdout).contains("wrote 2 records") && text(&out.stdout).contains("malformed 1"));
+    assert!(
+        text(&out.stdout).contains("wrote 2 records") && text(&out.stdout).contains("corrupt 1"),
+        "{}",
+        text(&out.stdout)
+    );
     assert_eq!(decode(&file).1, [bytes(&mapping(1, "AAA", T0)), recs[3].clone()]);
 }

@@ -66,9 +66,9 @@ pub struct Publisher {
     refused: u64,
 }
 
-/// A record that is not one DBN record.
+/// A record that is not one DBN record (length and header disagree, or shorter than its rtype).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("not a DBN record: {len} bytes, header says {header_len}")]
+#[error("not a DBN record: {len} bytes, header says {header_len} (or shorter than its rtype)")]
 pub struct NotARecord {
     /// Bytes given.
     pub len: usize,
@@ -190,11 +190,18 @@ impl Publisher {
     /// Publishes one record given as bytes (checked: one whole DBN record).
     pub fn publish_bytes(&mut self, bytes: &[u8]) -> Result<u64, NotARecord> {
         let header_len = bytes.first().map_or(0, |&l| usize::from(l) * 4);
-        if bytes.len() < 16 || header_len != bytes.len() {
+        if bytes.len() < 16 || header_len != bytes.len() || bytes.len() < super::subscriber::min_len(bytes[1]) {
             return Err(NotARecord { len: bytes.len(), header_len });
         }
         // At most 1020 bytes (checked above); the smallest ring takes 2032.
         self.writer.publish(bytes).map_err(|_| NotARecord { len: bytes.len(), header_len })
+    }
+
+    /// Publishes any bytes as one entry, unchecked (up to half the ring): for testing consumers
+    /// against a foreign or buggy writer. Returns the sequence, or `None` when too large.
+    #[doc(hidden)]
+    pub fn publish_entry_unchecked(&mut self, bytes: &[u8]) -> Option<u64> {
+        self.writer.publish(bytes).ok()
     }
 
     /// Housekeeping, cheap enough to call once per poll-loop turn: refreshes the heartbeat every

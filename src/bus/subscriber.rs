@@ -206,6 +206,11 @@ impl Subscriber {
                     self.bad_records += 1;
                     return Next::Corrupt { position: self.reader.cursor(), what: "entry is not one DBN record" };
                 }
+                if len < min_len(bytes[1]) {
+                    // `RecordRef::get` would panic on it: not delivered.
+                    self.bad_records += 1;
+                    return Next::Corrupt { position: self.reader.cursor(), what: "record shorter than its rtype" };
+                }
                 // SAFETY: `bytes` starts with a RecordHeader whose length covers the whole slice
                 // (checked above), 8-aligned (Buffer is 64-aligned).
                 let record = unsafe { RecordRef::new(bytes) };
@@ -318,6 +323,38 @@ impl Subscriber {
         self.info = info;
         self.file_id = file_id;
         Ok(Some(info))
+    }
+}
+
+/// The size of a DBN v3 record of this rtype (16, a bare header, for rtypes `dbn` does not know).
+pub(super) fn min_len(rtype: u8) -> usize {
+    use dbn::RType;
+    use std::mem::size_of;
+    #[allow(deprecated)]
+    match RType::try_from(rtype) {
+        Ok(RType::Mbp0) => size_of::<dbn::TradeMsg>(),
+        Ok(RType::Mbp1 | RType::Tbbo) => size_of::<dbn::Mbp1Msg>(),
+        Ok(RType::Mbp10) => size_of::<dbn::Mbp10Msg>(),
+        Ok(
+            RType::OhlcvDeprecated
+            | RType::Ohlcv1S
+            | RType::Ohlcv1M
+            | RType::Ohlcv1H
+            | RType::Ohlcv1D
+            | RType::OhlcvEod,
+        ) => size_of::<dbn::OhlcvMsg>(),
+        Ok(RType::Status) => size_of::<dbn::StatusMsg>(),
+        Ok(RType::InstrumentDef) => size_of::<dbn::InstrumentDefMsg>(),
+        Ok(RType::Imbalance) => size_of::<dbn::ImbalanceMsg>(),
+        Ok(RType::Error) => size_of::<dbn::ErrorMsg>(),
+        Ok(RType::SymbolMapping) => size_of::<dbn::SymbolMappingMsg>(),
+        Ok(RType::System) => size_of::<dbn::SystemMsg>(),
+        Ok(RType::Statistics) => size_of::<dbn::StatMsg>(),
+        Ok(RType::Mbo) => size_of::<dbn::MboMsg>(),
+        Ok(RType::Cmbp1 | RType::Tcbbo) => size_of::<dbn::Cmbp1Msg>(),
+        Ok(RType::Bbo1S | RType::Bbo1M) => size_of::<dbn::BboMsg>(),
+        Ok(RType::Cbbo1S | RType::Cbbo1M) => size_of::<dbn::CbboMsg>(),
+        Err(_) => 16,
     }
 }
 
