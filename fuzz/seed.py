@@ -150,7 +150,7 @@ put("dag_file", b'{"nodes": [{"name": "a", "inputs": ["nope"]}]}')  # missing in
 put("dag_file", b'{"nodes": []}')
 
 # bus_file/: the target puts a valid header page in front; the input is the file from offset 256 (the ring
-# counters at 256..768, zeros to 4096, then the 4096-byte data area), as weir::bus::layout describes.
+# counters at 256..512, zeros to 4096, then the 4096-byte data area), as weir::bus::layout describes.
 def bus_ring(n_records, rec_len=48, capacity=4096, tear=None):
     data = bytearray(capacity)
     pos, seq, latest, checkpoints = 0, 0, 0, [0] * 16
@@ -166,12 +166,10 @@ def bus_ring(n_records, rec_len=48, capacity=4096, tear=None):
         checkpoints[(pos // (capacity // 16)) % 16] = pos
         latest, pos, seq = pos, pos + entry, seq + 1
     intent = pos if tear is None else pos + tear
-    counters = bytearray(512)
-    struct.pack_into("<Q", counters, 0, intent)
-    struct.pack_into("<Q", counters, 128, pos)
-    struct.pack_into("<QQ", counters, 256, latest, 0)
-    struct.pack_into("<16Q", counters, 384, *checkpoints)
-    return bytes(counters) + bytes(4096 - 768) + bytes(data)
+    counters = bytearray(256)
+    struct.pack_into("<QQQQ", counters, 0, intent, pos, latest, 0)
+    struct.pack_into("<16Q", counters, 128, *checkpoints)
+    return bytes(counters) + bytes(4096 - 512) + bytes(data)
 
 
 put("bus_file", bus_ring(10))

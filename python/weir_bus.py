@@ -5,7 +5,8 @@ The layout (offsets, entry framing) is documented in `src/bus/layout.rs`; the pr
 `weir_schedulers::queue::broadcast` implements: read `tail`, copy the entry, then check that the
 writer's `tail_intent` has not gone past `cursor + capacity` (if it has, the copy may be torn: drop
 it). Python's loads from an mmap happen in program order and x86 keeps loads in order, which is
-what the Rust reader gets from its acquire fences. This reader joins at the oldest record still in
+what the Rust reader gets from its acquire fences: this reader is for x86-64 only (it refuses
+other machines; a weakly ordered CPU needs the fences). This reader joins at the oldest record still in
 the ring (a late starter still sees the symbol mappings), and resyncs to the newest when lapped.
 
     bus = Bus("/dev/shm/weir/NAME")
@@ -27,7 +28,7 @@ LAYOUT_VERSION = 1
 HEADER_LEN = 4096
 STATE = {1: "live", 2: "ended", 3: "superseded"}
 KIND_ENTRY, KIND_PADDING = 1, 2
-TAIL_INTENT, TAIL, LATEST, FIRST_SEQ, CHECKPOINTS = 256, 384, 512, 520, 640
+TAIL_INTENT, TAIL, LATEST, FIRST_SEQ, CHECKPOINTS = 256, 264, 272, 280, 384
 
 
 class NotABus(Exception):
@@ -42,6 +43,9 @@ def resolve(name):
 
 class Bus:
     def __init__(self, path):
+        import platform
+        if platform.machine() not in ("x86_64", "AMD64"):
+            raise NotABus(f"{path}: this reader relies on x86-64's load ordering; {platform.machine()} needs fences")
         self.path = path
         with open(path, "rb") as f:
             self.map = mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ)
@@ -59,13 +63,15 @@ class Bus:
         if capacity < 4096 or capacity & (capacity - 1) or len(self.map) < HEADER_LEN + capacity:
             raise NotABus(f"{path}: capacity (offset 24) is {capacity}, or the file is shorter than it")
         self.capacity, self.epoch, self.pid = capacity, epoch, pid
+        self.words = memoryview(self.map).cast("Q")
         self.mask = capacity - 1
         self.received = self.lost = self.laps = self.overwritten = self.corrupt = 0
         self.expected = None
         self.cursor = self._join_oldest()
 
     def _u64(self, offset):
-        return struct.unpack_from("<Q", self.map, offset)[0]
+        # One aligned 8-byte load (a struct unpack may assemble it byte by byte: a torn counter).
+        return self.words[offset // 8]
 
     def state(self):
         return STATE.get(struct.unpack_from("<I", self.map, 136)[0], "unknown")

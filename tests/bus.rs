@@ -439,12 +439,12 @@ fn scribble(path: &Path) {
     let rc = unsafe { libc::mprotect(start as *mut libc::c_void, end - start, libc::PROT_READ | libc::PROT_WRITE) };
     let err = std::io::Error::last_os_error();
     say("mprotect", (rc, err.raw_os_error()));
-    // The ring's `tail` counter (layout: counters at 256, `tail` on the second 128-byte line).
-    // SAFETY: `start + 384` is inside the mapping and 8-aligned, and the header is only ever
+    // The ring's `tail` counter (layout: counters at 256, `tail` the second word).
+    // SAFETY: `start + 264` is inside the mapping and 8-aligned, and the header is only ever
     // accessed through atomics, so a reference to an AtomicU64 there is valid. The store is the
     // point of the test: on a read-only mapping the kernel kills this process (SIGSEGV) and the
     // parent checks that it did.
-    let tail = unsafe { &*((start + 384) as *const AtomicU64) };
+    let tail = unsafe { &*((start + 264) as *const AtomicU64) };
     say("scribbling", tail.load(Ordering::Relaxed));
     tail.store(u64::MAX / 2, Ordering::Relaxed);
     say("wrote", ());

@@ -118,9 +118,10 @@ pub enum Next<'a> {
     /// Lapped (or a record was overwritten while it was read); resynchronised. The next record
     /// says how many were lost.
     Lapped,
-    /// Something that is not a record, which the writer had not overwritten; counted, skipped.
+    /// Something that is not a record, which the writer had not overwritten; counted (corrupt
+    /// and lost, and in the next [`Delivery::lost`]), skipped.
     Corrupt {
-        /// Stream position of the bad entry.
+        /// Stream position of the bad frame, or just after a bad record.
         position: u64,
         /// What was wrong.
         what: &'static str,
@@ -145,6 +146,11 @@ pub struct Subscriber {
     /// Stats of the readers of earlier epochs.
     before: SubscriberStats,
     bad_records: u64,
+    /// Entries too large for the buffer (counted lost by the reader; corrupt here).
+    too_large: u64,
+    /// Records missed that no `Delivery::lost` has reported yet (gaps before bad entries, the
+    /// bad entries themselves, what a reopen left behind).
+    pending_lost: u64,
     /// (records received, when that count was first seen by `producer`): idleness without a
     /// clock read per record.
     activity: std::cell::Cell<(u64, u64)>,
@@ -165,6 +171,8 @@ impl Subscriber {
             opts: *opts,
             before: SubscriberStats::default(),
             bad_records: 0,
+            too_large: 0,
+            pending_lost: 0,
             activity: std::cell::Cell::new((0, monotonic_ns())),
         })
     }
@@ -204,21 +212,26 @@ impl Subscriber {
                 let bytes = unsafe { std::slice::from_raw_parts(self.buf.0.as_ptr().cast::<u8>(), len) };
                 if len < 16 || usize::from(bytes[0]) * 4 != len {
                     self.bad_records += 1;
+                    self.pending_lost += lost + 1;
                     return Next::Corrupt { position: self.reader.cursor(), what: "entry is not one DBN record" };
                 }
                 if len < min_len(bytes[1]) {
                     // `RecordRef::get` would panic on it: not delivered.
                     self.bad_records += 1;
+                    self.pending_lost += lost + 1;
                     return Next::Corrupt { position: self.reader.cursor(), what: "record shorter than its rtype" };
                 }
                 // SAFETY: `bytes` starts with a RecordHeader whose length covers the whole slice
                 // (checked above), 8-aligned (Buffer is 64-aligned).
                 let record = unsafe { RecordRef::new(bytes) };
+                let lost = lost + std::mem::take(&mut self.pending_lost);
                 Next::Record(Delivery { seq, lost, record })
             }
             Poll::Lapped => Next::Lapped,
             Poll::Corrupt { position, .. } => Next::Corrupt { position, what: "bad entry frame" },
-            Poll::TooLarge { .. } => {
+            Poll::TooLarge { lost, .. } => {
+                self.too_large += 1;
+                self.pending_lost += lost + 1;
                 Next::Corrupt { position: self.reader.cursor(), what: "entry larger than any DBN record" }
             }
         }
@@ -251,7 +264,7 @@ impl Subscriber {
             lost: self.before.lost + r.lost + self.bad_records,
             laps: self.before.laps + r.laps,
             overwritten: self.before.overwritten + r.overwritten,
-            corrupt: self.before.corrupt + r.corrupt + self.bad_records,
+            corrupt: self.before.corrupt + r.corrupt + self.bad_records + self.too_large,
             reopens: self.before.reopens,
             lost_inexact: self.before.lost_inexact,
         }
@@ -314,12 +327,27 @@ impl Subscriber {
         // stays exact. (If its newest record cannot be read any more, the old producer was
         // still writing: the count is then a lower bound, and `lost_inexact` says so.)
         match self.reader.unread() {
-            Some(n) => stats.lost += n,
+            Some(n) => {
+                stats.lost += n;
+                self.pending_lost += n;
+            }
+            None => stats.lost_inexact = true,
+        }
+        let reader = Reader::new(mapping, Join::Oldest, self.opts.resync);
+        // Joined at the oldest record still there: what the new producer wrote before it (a
+        // ring that wrapped before we noticed the restart) is lost too.
+        match reader.expected_seq() {
+            Some(e) => {
+                let missed = e.saturating_sub(reader.first_seq());
+                stats.lost += missed;
+                self.pending_lost += missed;
+            }
             None => stats.lost_inexact = true,
         }
         self.before = stats;
         self.bad_records = 0;
-        self.reader = Reader::new(mapping, Join::Oldest, self.opts.resync);
+        self.too_large = 0;
+        self.reader = reader;
         self.info = info;
         self.file_id = file_id;
         Ok(Some(info))

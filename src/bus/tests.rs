@@ -256,7 +256,35 @@ fn records_shorter_than_their_type_are_refused_and_never_delivered() {
     publisher.publish_entry_unchecked(&short);
     publisher.publish(&trade(1));
     assert!(matches!(sub.poll(), Next::Corrupt { what: "record shorter than its rtype", .. }));
-    assert!(matches!(sub.poll(), Next::Record(d) if d.seq == 1));
+    // The record after it says one was lost (an autotrader marks its books).
+    assert!(matches!(sub.poll(), Next::Record(d) if d.seq == 1 && d.lost == 1));
     let s = sub.stats();
     assert_eq!((s.received, s.lost, s.corrupt), (1, 1, 1));
+}
+
+#[test]
+fn a_late_reopen_counts_what_the_new_producer_wrote_before_the_oldest_record() {
+    let dir = ShmDir::new("late-reopen");
+    let path = dir.0.join("bus");
+    let mut first = Publisher::create(&path, &small()).unwrap();
+    let mut sub = Subscriber::open(&path, &SubscriberOptions::default()).unwrap();
+    first.publish(&trade(0));
+    let mut second = Publisher::create(&path, &small()).unwrap();
+    // The new producer wraps its 4 KiB ring many times before the consumer notices.
+    for i in 0..1000 {
+        second.publish(&trade(i));
+    }
+    second.finish();
+    assert!(matches!(sub.poll(), Next::Record(d) if d.seq == 0));
+    assert_eq!(sub.producer(), ProducerState::Superseded);
+    sub.reopen().unwrap().expect("the new file");
+    let mut first_lost = None;
+    while let Next::Record(d) = sub.poll() {
+        first_lost.get_or_insert(d.lost);
+    }
+    let s = sub.stats();
+    assert_eq!(s.received + s.lost, 1 + 1000, "{s:?}");
+    assert!(first_lost.unwrap() > 900, "the first delivery after the reopen reports the gap: {first_lost:?}");
+    assert!(!s.lost_inexact);
+    assert_eq!(sub.producer(), ProducerState::Ended);
 }

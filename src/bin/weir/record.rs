@@ -10,6 +10,7 @@
 //! afresh, so its records cannot share a header with the old ones. Run `weir record` again for it.
 
 use std::collections::BTreeSet;
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -162,7 +163,9 @@ pub(crate) fn run(args: RecordArgs) -> ExitCode {
         return fail(1, format!("writing DBN: {e}"));
     }
     let stats = sub.as_ref().map(|s| s.stats()).unwrap_or_default();
-    println!(
+    // The file is written: a closed stdout must not turn that into a failure (or a panic).
+    let _ = writeln!(
+        std::io::stdout(),
         "weir record: wrote {written} records ({n_symbols} symbols, dataset {dataset}) to {}; lost {} (laps {}, overwritten {}, corrupt {}, malformed {malformed}); stopped: {why}",
         args.out.display(),
         stats.lost,
