@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 mod bench;
+mod bench_bus;
 mod dag;
 mod run;
 mod send;
@@ -44,7 +45,7 @@ enum Command {
     /// DAG computation: generate standard graphs, run them on pinned workers, explain the partition.
     #[command(subcommand)]
     Dag(dag::DagCommand),
-    /// Measurement harnesses (`weir bench latency`).
+    /// Measurement harnesses (`weir bench latency`, `weir bench bus`).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
 }
