@@ -63,6 +63,10 @@ impl<R: RecordSink> RecordSink for Counted<R> {
         self.records += 1;
         self.inner.record(rec);
     }
+    #[inline(always)]
+    fn flush(&mut self) {
+        self.inner.flush();
+    }
 }
 
 /// A fault, as found: `Copy`, formatted only for the report.
@@ -261,6 +265,8 @@ impl<Q: RxQueue, R: RecordSink, O: Observer> PollLoop<Q, R, O> {
         for line in 0..self.lines.len() {
             frames += self.poll_line(line);
         }
+        // The sink's housekeeping (the bus's heartbeat): once per turn, busy or idle.
+        self.books.sink_mut().flush();
         if frames > 0 {
             self.live.packets.store(self.packets, Ordering::Relaxed);
             self.live.messages.store(self.handler.stats().messages, Ordering::Relaxed);

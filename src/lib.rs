@@ -10,8 +10,10 @@
 //! - [`jsonl`]: one JSON object per IEX message, as `weir replay --emit jsonl` writes.
 //! - [`dbn_out`]: DBN v3 files (`weir replay --out`) from `weir_feeds::normalize`'s records.
 //! - [`book_view`]: one symbol's books, as `weir book` prints them.
+//! - [`bus`]: DBN records to other processes through a shared-memory broadcast ring.
 
 pub mod book_view;
+pub mod bus;
 pub mod capture;
 pub mod dbn_out;
 pub mod harness;

@@ -49,6 +49,40 @@ pub const PRICE_SCALE: i64 = 100_000;
 pub trait RecordSink {
     /// One record, in order.
     fn record<R: dbn::Record>(&mut self, rec: &R);
+    /// The end of a poll-loop turn (a burst, or an idle poll): a sink with periodic housekeeping
+    /// (a heartbeat, waking consumers) does it here rather than per record.
+    #[inline(always)]
+    fn flush(&mut self) {}
+}
+
+/// Both sinks, in order (e.g. a DBN file and the bus).
+impl<A: RecordSink, B: RecordSink> RecordSink for (A, B) {
+    #[inline(always)]
+    fn record<R: dbn::Record>(&mut self, rec: &R) {
+        self.0.record(rec);
+        self.1.record(rec);
+    }
+    #[inline(always)]
+    fn flush(&mut self) {
+        self.0.flush();
+        self.1.flush();
+    }
+}
+
+/// A sink that may be absent.
+impl<S: RecordSink> RecordSink for Option<S> {
+    #[inline(always)]
+    fn record<R: dbn::Record>(&mut self, rec: &R) {
+        if let Some(s) = self {
+            s.record(rec);
+        }
+    }
+    #[inline(always)]
+    fn flush(&mut self) {
+        if let Some(s) = self {
+            s.flush();
+        }
+    }
 }
 
 /// Appends the record bytes.
