@@ -18,6 +18,9 @@
 //! `skew` and not recorded.
 //!
 //! Transports, each carrying whole DBN records (48-byte trades, 80-byte MBP-1, 368-byte MBP-10):
+//! - `bus`: `weir::bus` (a file in `/dev/shm`, `Publisher` here, `Subscriber` in the consumer
+//!   process busy-polling `poll`); the producer calls `Publisher::tick` after each paced record,
+//!   as a poll loop does once per turn (heartbeat, and a `futex` wake at most every 200 µs);
 //! - `spsc`: an in-process SPSC ring (`rtrb`) between two pinned threads: the floor of handing a
 //!   record to another core, with none of a broadcast's bookkeeping (and back-pressure instead
 //!   of loss: the producer waits when it is full);
@@ -37,6 +40,7 @@ use std::time::{Duration, Instant};
 use dbn::{Mbp1Msg, Mbp10Msg, TradeMsg};
 use hdrhistogram::Histogram;
 use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
+use weir::bus::{Next, ProducerState, Publisher, PublisherOptions, Subscriber, SubscriberOptions};
 
 /// A record's `ts_recv` that marks a warm-up record (sent, not measured).
 const WARMUP: u64 = 0;
@@ -101,6 +105,8 @@ enum Role {
 /// What carries the records.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
 pub(crate) enum Transport {
+    /// The shared-memory bus (`weir::bus`), to another process.
+    Bus,
     /// In-process SPSC ring (`rtrb`) between two pinned threads.
     Spsc,
     /// Unix-domain datagram socket to another process, busy-polled non-blocking `recv`.
@@ -110,18 +116,15 @@ pub(crate) enum Transport {
 }
 
 impl Transport {
-    const DEFAULT: [Transport; 2] = [Transport::Spsc, Transport::Uds];
+    const DEFAULT: [Transport; 3] = [Transport::Bus, Transport::Spsc, Transport::Uds];
 
     fn name(self) -> &'static str {
         match self {
+            Transport::Bus => "bus",
             Transport::Spsc => "spsc",
             Transport::Uds => "uds",
             Transport::UdsBlock => "uds-block",
         }
-    }
-
-    fn cross_process(self) -> bool {
-        !matches!(self, Transport::Spsc)
     }
 }
 
@@ -203,7 +206,9 @@ fn parse_rate(s: &str) -> Result<Rate, String> {
 }
 
 /// A DBN record the harness sends: a place for the due instant.
-trait BenchRecord: dbn::HasRType + AsRef<[u8]> + Copy + Default + Send + 'static {
+trait BenchRecord:
+    dbn::HasRType + dbn::Record<Header = dbn::RecordHeader> + AsRef<[u8]> + Copy + Default + Send + 'static
+{
     /// Offset of `ts_recv` in the record's bytes.
     const TS_OFFSET: usize;
     fn stamp(&mut self, index: u64, ts: u64);
@@ -361,6 +366,9 @@ fn produce<R: BenchRecord>(
     let start = clock.raw() + (LEAD.as_nanos() as f64 * ticks_per_ns) as u64;
     let (mut first, mut last, mut late) = (0, 0, 0);
     for i in 0..warmup + n {
+        if i == warmup {
+            late = 0;
+        }
         let ts = match period {
             Some(p) => {
                 let due = start + (i as f64 * p) as u64;
@@ -381,7 +389,6 @@ fn produce<R: BenchRecord>(
         send(&rec)?;
         if i == warmup {
             first = ts;
-            late = 0;
         }
         last = ts;
     }
@@ -575,10 +582,7 @@ fn producer_main(args: &BusArgs) -> Result<(), Failure> {
         return Err(Failure::Usage("--repeat 0: at least one run per case".into()));
     }
     if !args.capacity.is_power_of_two() || args.capacity < 4096 || args.capacity > 1 << 34 {
-        return Err(Failure::Usage(format!(
-            "--capacity {}: a power of two from 4096 to 2^34 bytes",
-            args.capacity
-        )));
+        return Err(Failure::Usage(format!("--capacity {}: a power of two from 4096 to 2^34 bytes", args.capacity)));
     }
     if args.transports.is_empty() || args.sizes.is_empty() || args.rates.is_empty() {
         return Err(Failure::Usage("--transports, --sizes and --rates each need a value".into()));
@@ -595,7 +599,8 @@ fn producer_main(args: &BusArgs) -> Result<(), Failure> {
     }
     weir_hw::pin::pin_current_thread(args.producer_cpu)
         .map_err(|e| Failure::Usage(format!("--producer-cpu {}: {e}", args.producer_cpu)))?;
-    let exe = std::env::current_exe().map_err(|e| Failure::Run(format!("cannot find this program to start the consumer: {e}")))?;
+    let exe = std::env::current_exe()
+        .map_err(|e| Failure::Run(format!("cannot find this program to start the consumer: {e}")))?;
 
     let clock = quanta::Clock::new();
     let tpn = ticks_per_ns(&clock, Duration::from_millis(if args.quick { 20 } else { 100 }));
@@ -647,11 +652,12 @@ fn producer_main(args: &BusArgs) -> Result<(), Failure> {
                         warmup,
                         records: args.records,
                         capacity: args.capacity,
+                        producer_cpu: args.producer_cpu,
                         consumer_cpu: args.consumer_cpu,
                     };
-                    let run = case.run().map_err(|e| {
-                        Failure::Run(format!("{} {} at {}: {e}", transport.name(), kind, rate))
-                    })?;
+                    let run = case
+                        .run()
+                        .map_err(|e| Failure::Run(format!("{} {} at {}: {e}", transport.name(), kind, rate)))?;
                     println!("{:<3} {}", rep + 1, run.figures().row(transport, kind, rate));
                     runs.push(run);
                 }
@@ -745,12 +751,7 @@ fn print_ratios(plan: &Plan, medians: &BTreeMap<(Kind, Rate, Transport), Figures
             for &o in others {
                 if let Some(b) = medians.get(&(kind, rate, o)) {
                     let r = |a: u64, b: u64| if b == 0 { f64::NAN } else { a as f64 / b as f64 };
-                    line += &format!(
-                        "  vs {}: p50 {:.2}x p99 {:.2}x",
-                        o.name(),
-                        r(s.p50, b.p50),
-                        r(s.p99, b.p99)
-                    );
+                    line += &format!("  vs {}: p50 {:.2}x p99 {:.2}x", o.name(), r(s.p50, b.p50), r(s.p99, b.p99));
                 }
             }
             println!("{line}");
@@ -769,6 +770,7 @@ struct Case<'a> {
     warmup: u64,
     records: u64,
     capacity: u64,
+    producer_cpu: u32,
     consumer_cpu: u32,
 }
 
@@ -784,6 +786,7 @@ impl Case<'_> {
 
     fn run_as<R: BenchRecord>(&self) -> Result<(Sent, Received), String> {
         match self.transport {
+            Transport::Bus => self.bus::<R>(),
             Transport::Spsc => self.spsc::<R>(),
             Transport::Uds | Transport::UdsBlock => self.uds::<R>(),
         }
@@ -799,8 +802,40 @@ impl Case<'_> {
         Duration::from_secs_f64(30.0 + 4.0 * secs)
     }
 
-    fn produce<R: BenchRecord>(&self, end_marker: bool, send: impl FnMut(&R) -> Result<(), String>) -> Result<Sent, String> {
+    fn produce<R: BenchRecord>(
+        &self,
+        end_marker: bool,
+        send: impl FnMut(&R) -> Result<(), String>,
+    ) -> Result<Sent, String> {
         produce(self.clock, self.ticks_per_ns, self.rate, self.warmup, self.records, end_marker, send)
+    }
+
+    fn bus<R: BenchRecord>(&self) -> Result<(Sent, Received), String> {
+        let dir = Path::new("/dev/shm");
+        let dir = if dir.is_dir() { dir.to_owned() } else { std::env::temp_dir() };
+        let path = dir.join(format!("weir-bench-{}", std::process::id()));
+        let opts = PublisherOptions {
+            capacity: self.capacity,
+            first_touch_cpu: Some(self.producer_cpu),
+            ..PublisherOptions::default()
+        };
+        let mut publisher = Publisher::create(&path, &opts).map_err(|e| e.to_string())?;
+        let cleanup = RemoveOnDrop(path.clone());
+        let mut child = self.spawn_consumer(&path)?;
+        let paced = matches!(self.rate, Rate::Per(_));
+        let sent = self.produce::<R>(false, |r| {
+            if publisher.publish(r) == u64::MAX {
+                return Err(format!("{}: publish refused a {}-byte record", path.display(), size_of::<R>()));
+            }
+            if paced {
+                publisher.tick();
+            }
+            Ok(())
+        });
+        publisher.finish();
+        let got = child.collect(sent.is_ok());
+        drop(cleanup);
+        Ok((sent?, got?))
     }
 
     fn spsc<R: BenchRecord>(&self) -> Result<(Sent, Received), String> {
@@ -995,7 +1030,8 @@ fn consumer(args: &BusArgs) -> Result<Received, String> {
         return Err("the consumer takes one transport and one record size".into());
     };
     let path = args.path.as_deref().ok_or("the consumer needs --path")?;
-    weir_hw::pin::pin_current_thread(args.consumer_cpu).map_err(|e| format!("--consumer-cpu {}: {e}", args.consumer_cpu))?;
+    weir_hw::pin::pin_current_thread(args.consumer_cpu)
+        .map_err(|e| format!("--consumer-cpu {}: {e}", args.consumer_cpu))?;
     if !(args.timeout_s.is_finite() && args.timeout_s > 0.0) {
         return Err(format!("--timeout-s {}: a positive number", args.timeout_s));
     }
@@ -1016,6 +1052,55 @@ fn consume<R: BenchRecord>(transport: Transport, path: &Path, timeout: Duration)
     let mut deadline = Deadline::new(timeout);
     match transport {
         Transport::Spsc => Err("spsc runs in one process".into()),
+        Transport::Bus => {
+            let mut sub = Subscriber::open(path, &SubscriberOptions::default()).map_err(|e| e.to_string())?;
+            let mut empty = 0u32;
+            ready();
+            loop {
+                match sub.poll() {
+                    Next::Record(d) => {
+                        let now = rec.clock.raw();
+                        let ts = d.record.get::<R>().map(R::ts).ok_or_else(|| {
+                            format!("{}: record {} is not a {}-byte record", path.display(), d.seq, size_of::<R>())
+                        })?;
+                        if rec.on(ts, now) == Flow::End {
+                            break;
+                        }
+                    }
+                    Next::Empty => {
+                        // The producer's state costs a clock read: not on every empty poll.
+                        empty = empty.wrapping_add(1);
+                        if empty.is_multiple_of(256) {
+                            match sub.producer() {
+                                ProducerState::Ended => break,
+                                ProducerState::Dead { heartbeat_age_ns } => {
+                                    return Err(format!(
+                                        "{}: the producer died (heartbeat {} ms old)",
+                                        path.display(),
+                                        heartbeat_age_ns / 1_000_000
+                                    ));
+                                }
+                                ProducerState::Superseded => {
+                                    return Err(format!("{}: superseded by another producer", path.display()));
+                                }
+                                ProducerState::Live | ProducerState::Quiet { .. } => {}
+                            }
+                        }
+                        if deadline.passed() {
+                            return Err(format!("no end of stream after {timeout:?}"));
+                        }
+                        std::hint::spin_loop();
+                    }
+                    // Counted in the subscriber's stats; the next record says how many were lost.
+                    Next::Lapped | Next::Corrupt { .. } => {}
+                }
+            }
+            let stats = sub.stats();
+            let mut got = rec.finish();
+            got.lost_stats = stats.lost;
+            got.laps = stats.laps;
+            Ok(got)
+        }
         Transport::Uds | Transport::UdsBlock => {
             let sock = UnixDatagram::bind(path).map_err(|e| format!("bind {}: {e}", path.display()))?;
             let blocking = transport == Transport::UdsBlock;
@@ -1069,7 +1154,9 @@ fn encode_result(r: &Received) -> String {
 
 fn decode_result(line: &str) -> Result<Received, String> {
     let v: serde_json::Value = serde_json::from_str(line).map_err(|e| format!("the consumer's result: {e}"))?;
-    let n = |k: &str| v.get(k).and_then(serde_json::Value::as_u64).ok_or_else(|| format!("the consumer's result has no {k}"));
+    let n = |k: &str| {
+        v.get(k).and_then(serde_json::Value::as_u64).ok_or_else(|| format!("the consumer's result has no {k}"))
+    };
     let hex = v.get("histogram").and_then(serde_json::Value::as_str).ok_or("the consumer's result has no histogram")?;
     if let Some(e) = hex.strip_prefix("error: ") {
         return Err(format!("the consumer could not serialise its histogram: {e}"));
