@@ -74,12 +74,20 @@ pub(crate) struct BusArgs {
     /// Ring size in bytes (the bus's capacity; the SPSC ring gets as many records as fit).
     #[arg(long, default_value_t = 1 << 20)]
     capacity: u64,
+    /// The bus producer's futex wake interval in µs (`PublisherOptions::wake_interval`; 0: never
+    /// wake). Default: the bus's default.
+    #[arg(long, value_name = "US")]
+    bus_wake_us: Option<u64>,
     /// The producer's CPU.
     #[arg(long, default_value_t = 0)]
     producer_cpu: u32,
     /// The consumer's CPU.
     #[arg(long, default_value_t = 1)]
     consumer_cpu: u32,
+    /// Consumers re-poll at once instead of executing `pause` between empty polls (a PAUSE loop
+    /// may make a KVM guest's vCPU exit to the hypervisor: pause-loop exiting).
+    #[arg(long)]
+    no_pause: bool,
     /// A short run: the first record size only, rates 100k and max, a 200-record warm-up.
     #[arg(long)]
     quick: bool,
@@ -317,6 +325,17 @@ impl Recorder {
     }
 }
 
+/// Whether consumers spin with `pause` (`spin_loop`) between empty polls: see `--no-pause`.
+static PAUSE: AtomicBool = AtomicBool::new(true);
+
+/// Between two empty polls of a consumer.
+#[inline(always)]
+fn relax() {
+    if PAUSE.load(Ordering::Relaxed) {
+        std::hint::spin_loop();
+    }
+}
+
 /// Gives up a busy-poll loop after a deadline (the clock is read every 64k empty polls).
 struct Deadline {
     at: Instant,
@@ -532,6 +551,67 @@ fn tsc_flags() -> (bool, String) {
     (ok, if found.is_empty() { "none".into() } else { found.join(" ") })
 }
 
+/// The machine's floor for handing anything to another core: one cache line bounced between
+/// the two CPUs (`iters` round trips); round trip / 2, in ns.
+fn handoff_floor(clock: &quanta::Clock, consumer_cpu: u32, iters: u64) -> Result<Histogram<u64>, String> {
+    /// One line of its own (128 bytes: the adjacent-line prefetcher pairs lines on x86).
+    #[repr(align(128))]
+    struct Line(std::sync::atomic::AtomicU64);
+    let line = Line(std::sync::atomic::AtomicU64::new(0));
+    let mut h = new_histogram();
+    std::thread::scope(|s| {
+        let peer = s.spawn(|| {
+            weir_hw::pin::pin_current_thread(consumer_cpu)
+                .map_err(|e| format!("--consumer-cpu {consumer_cpu}: {e}"))?;
+            for k in 0..iters {
+                while line.0.load(Ordering::Acquire) != 2 * k + 1 {
+                    std::hint::spin_loop();
+                }
+                line.0.store(2 * k + 2, Ordering::Release);
+            }
+            Ok::<(), String>(())
+        });
+        for k in 0..iters {
+            let t0 = clock.raw();
+            line.0.store(2 * k + 1, Ordering::Release);
+            while line.0.load(Ordering::Acquire) != 2 * k + 2 {
+                if peer.is_finished() {
+                    break;
+                }
+                std::hint::spin_loop();
+            }
+            let t1 = clock.raw();
+            h.saturating_record((clock.delta_as_nanos(t0, t1) / 2).max(1));
+        }
+        peer.join().map_err(|_| "the ping-pong thread panicked".to_string())?
+    })?;
+    Ok(h)
+}
+
+/// Interruptions of a spinning thread on `cpu` over `over` (gaps over 1 µs between two clock
+/// reads: interrupts, other tasks, the hypervisor): per second, and the longest in ns.
+fn interruptions(clock: &quanta::Clock, cpu: u32, over: Duration) -> Result<(f64, u64, f64), String> {
+    weir_hw::pin::pin_current_thread(cpu).map_err(|e| format!("CPU {cpu}: {e}"))?;
+    let gap = (1_000.0 * ticks_per_ns(clock, Duration::from_millis(5))) as u64;
+    let start = Instant::now();
+    let (mut n, mut longest, mut lost) = (0u64, 0u64, 0u64);
+    let mut last = clock.raw();
+    while start.elapsed() < over {
+        for _ in 0..1024 {
+            let now = clock.raw();
+            if now - last > gap {
+                let ns = clock.delta_as_nanos(last, now);
+                n += 1;
+                lost += ns;
+                longest = longest.max(ns);
+            }
+            last = now;
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
+    Ok((n as f64 / secs, longest, lost as f64 / (secs * 1e9)))
+}
+
 /// Raw clock ticks per ns, measured over `over`.
 fn ticks_per_ns(clock: &quanta::Clock, over: Duration) -> f64 {
     let (r0, t0) = (clock.raw(), Instant::now());
@@ -543,6 +623,7 @@ fn ticks_per_ns(clock: &quanta::Clock, over: Duration) -> f64 {
 }
 
 pub(crate) fn run(args: BusArgs) -> ExitCode {
+    PAUSE.store(!args.no_pause, Ordering::Relaxed);
     if args.role == Some(Role::Consumer) {
         return consumer_main(&args);
     }
@@ -597,6 +678,7 @@ fn producer_main(args: &BusArgs) -> Result<(), Failure> {
         plan.kinds.truncate(1);
         plan.rates = vec![Rate::Per(100_000), Rate::Max];
     }
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     weir_hw::pin::pin_current_thread(args.producer_cpu)
         .map_err(|e| Failure::Usage(format!("--producer-cpu {}: {e}", args.producer_cpu)))?;
     let exe = std::env::current_exe()
@@ -621,6 +703,38 @@ fn producer_main(args: &BusArgs) -> Result<(), Failure> {
         floor.histogram.value_at_quantile(0.5),
         floor.histogram.value_at_quantile(0.99)
     );
+    let handoff =
+        handoff_floor(&clock, args.consumer_cpu, if args.quick { 10_000 } else { 200_000 }).map_err(Failure::Usage)?;
+    println!(
+        "cross-core handoff floor (one cache line, CPU {} <-> {}, round trip / 2): p50 {} ns, p99 {} ns",
+        args.producer_cpu,
+        args.consumer_cpu,
+        handoff.value_at_quantile(0.5),
+        handoff.value_at_quantile(0.99)
+    );
+    let over = Duration::from_millis(if args.quick { 20 } else { 500 });
+    let noise = std::thread::scope(|s| {
+        let c = s.spawn(|| interruptions(&clock, args.consumer_cpu, over));
+        let p = interruptions(&clock, args.producer_cpu, over);
+        (p, c.join().unwrap_or_else(|_| Err("the noise probe panicked".into())))
+    });
+    let mut noise_json = Vec::new();
+    for (cpu, r) in [(args.producer_cpu, noise.0), (args.consumer_cpu, noise.1)] {
+        let (per_s, longest, share) = r.map_err(Failure::Usage)?;
+        println!(
+            "CPU {cpu} interruptions over 1 us while spinning: {per_s:.0}/s, longest {:.1} us, {:.2}% of the time",
+            longest as f64 / 1e3,
+            share * 100.0
+        );
+        noise_json.push(serde_json::json!({"cpu": cpu, "per_s": per_s, "longest_ns": longest, "share": share}));
+    }
+    if let Ok(load) = std::fs::read_to_string("/proc/loadavg") {
+        let one: f64 = load.split_whitespace().next().and_then(|x| x.parse().ok()).unwrap_or(0.0);
+        println!(
+            "load average {one:.2} on {cpus} CPUs{}",
+            if one >= 0.5 { ": other work is running; expect it in the tails (see `late`)" } else { "" }
+        );
+    }
     let cross = if args.producer_cpu == args.consumer_cpu { "SAME CPU: not cross-core" } else { "cross-core" };
     println!(
         "producer on CPU {}, consumer on CPU {} ({cross}); ring {} bytes; {} measured records per case{}",
@@ -630,7 +744,8 @@ fn producer_main(args: &BusArgs) -> Result<(), Failure> {
         args.records,
         if plan.repeat > 1 { format!(", {} runs each", plan.repeat) } else { String::new() }
     );
-    println!("latency: due instant (open loop) -> consumer holds the record; sent/s, recv/s: achieved rates");
+    println!("latency: due instant (open loop) -> the consumer holds the record; sent/s, recv/s: achieved rates;");
+    println!("lost: measured records never received; late: records sent over 1 us after due (producer held up)");
     println!();
     println!("run {TABLE_HEADER}");
 
@@ -653,6 +768,7 @@ fn producer_main(args: &BusArgs) -> Result<(), Failure> {
                         records: args.records,
                         capacity: args.capacity,
                         producer_cpu: args.producer_cpu,
+                        bus_wake_us: args.bus_wake_us,
                         consumer_cpu: args.consumer_cpu,
                     };
                     let run = case
@@ -714,6 +830,9 @@ fn producer_main(args: &BusArgs) -> Result<(), Failure> {
         let doc = serde_json::json!({
             "clock": { "tsc": tsc, "ticks_per_ns": tpn, "cpuinfo": flags,
                        "floor_p50": floor.histogram.value_at_quantile(0.5) },
+            "handoff": { "p50": handoff.value_at_quantile(0.5), "p99": handoff.value_at_quantile(0.99) },
+            "interruptions": noise_json,
+            "bus_wake_us": args.bus_wake_us,
             "producer_cpu": args.producer_cpu,
             "consumer_cpu": args.consumer_cpu,
             "capacity": args.capacity,
@@ -752,6 +871,11 @@ fn print_ratios(plan: &Plan, medians: &BTreeMap<(Kind, Rate, Transport), Figures
                 if let Some(b) = medians.get(&(kind, rate, o)) {
                     let r = |a: u64, b: u64| if b == 0 { f64::NAN } else { a as f64 / b as f64 };
                     line += &format!("  vs {}: p50 {:.2}x p99 {:.2}x", o.name(), r(s.p50, b.p50), r(s.p99, b.p99));
+                    if let Rate::Per(offered) = rate
+                        && b.recv_per_s < 0.95 * offered as f64
+                    {
+                        line += " (overloaded: it does not keep up)";
+                    }
                 }
             }
             println!("{line}");
@@ -772,6 +896,7 @@ struct Case<'a> {
     capacity: u64,
     producer_cpu: u32,
     consumer_cpu: u32,
+    bus_wake_us: Option<u64>,
 }
 
 impl Case<'_> {
@@ -814,14 +939,19 @@ impl Case<'_> {
         let dir = Path::new("/dev/shm");
         let dir = if dir.is_dir() { dir.to_owned() } else { std::env::temp_dir() };
         let path = dir.join(format!("weir-bench-{}", std::process::id()));
-        let opts = PublisherOptions {
+        let mut opts = PublisherOptions {
             capacity: self.capacity,
             first_touch_cpu: Some(self.producer_cpu),
             ..PublisherOptions::default()
         };
+        if let Some(us) = self.bus_wake_us {
+            opts.wake_interval = (us > 0).then(|| Duration::from_micros(us));
+        }
         let mut publisher = Publisher::create(&path, &opts).map_err(|e| e.to_string())?;
         let cleanup = RemoveOnDrop(path.clone());
         let mut child = self.spawn_consumer(&path)?;
+        // Starting the consumer took a while: a fresh heartbeat before the first record.
+        publisher.heartbeat();
         let paced = matches!(self.rate, Rate::Per(_));
         let sent = self.produce::<R>(false, |r| {
             if publisher.publish(r) == u64::MAX {
@@ -866,7 +996,7 @@ impl Case<'_> {
                                     if deadline.passed() {
                                         return Err(format!("consumer: no end of stream after {timeout:?}"));
                                     }
-                                    std::hint::spin_loop();
+                                    relax();
                                 }
                             }
                         }
@@ -933,6 +1063,7 @@ impl Case<'_> {
             .arg(path)
             .arg("--consumer-cpu")
             .arg(self.consumer_cpu.to_string())
+            .args((!PAUSE.load(Ordering::Relaxed)).then_some("--no-pause"))
             .arg("--timeout-s")
             .arg(format!("{:.1}", self.timeout().as_secs_f64()))
             .stdin(Stdio::null())
@@ -1053,7 +1184,10 @@ fn consume<R: BenchRecord>(transport: Transport, path: &Path, timeout: Duration)
     match transport {
         Transport::Spsc => Err("spsc runs in one process".into()),
         Transport::Bus => {
-            let mut sub = Subscriber::open(path, &SubscriberOptions::default()).map_err(|e| e.to_string())?;
+            // A producer held up by other work on the machine is not dead: trust it as long as
+            // the whole run may take.
+            let opts = SubscriberOptions { stale_after: Some(timeout), ..SubscriberOptions::default() };
+            let mut sub = Subscriber::open(path, &opts).map_err(|e| e.to_string())?;
             let mut empty = 0u32;
             ready();
             loop {
@@ -1089,7 +1223,7 @@ fn consume<R: BenchRecord>(transport: Transport, path: &Path, timeout: Duration)
                         if deadline.passed() {
                             return Err(format!("no end of stream after {timeout:?}"));
                         }
-                        std::hint::spin_loop();
+                        relax();
                     }
                     // Counted in the subscriber's stats; the next record says how many were lost.
                     Next::Lapped | Next::Corrupt { .. } => {}
@@ -1124,7 +1258,7 @@ fn consume<R: BenchRecord>(transport: Transport, path: &Path, timeout: Duration)
                         if deadline.passed() {
                             return Err(format!("no end of stream after {timeout:?}"));
                         }
-                        std::hint::spin_loop();
+                        relax();
                     }
                     Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                     Err(e) => return Err(format!("recv on {}: {e}", path.display())),
