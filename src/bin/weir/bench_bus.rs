@@ -17,6 +17,12 @@
 //! A receive that reads an earlier TSC than the stamp (cores' TSCs out of step) is counted as
 //! `skew` and not recorded.
 //!
+//! Before the cases, the machine's floors: two back-to-back clock reads; one cache line bounced
+//! between the two CPUs (round trip / 2: the least any transport can take to hand a record
+//! over; on a VM it moves with where the hypervisor places the vCPUs); and how often a thread
+//! spinning on each CPU is interrupted for over 1 µs (interrupts, other tasks, the hypervisor),
+//! which is what the tails are made of on a machine without isolated cores.
+//!
 //! Transports, each carrying whole DBN records (48-byte trades, 80-byte MBP-1, 368-byte MBP-10):
 //! - `bus`: `weir::bus` (a file in `/dev/shm`, `Publisher` here, `Subscriber` in the consumer
 //!   process busy-polling `poll`); the producer calls `Publisher::tick` after each paced record,
