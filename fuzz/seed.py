@@ -7,6 +7,7 @@ message/   protocol byte + every distinct message body seen
 sequencer/ a few headers-only inputs
 normalize/ message-chunk streams per feed
 dag_file/  edge lists (with and without costs, comments, CRLF), JSON graphs, cycles, near-misses
+bus_file/  ring counters + data of a 4 KiB bus (the bytes from offset 256 of the file): wrapped, padded, torn
 """
 import gzip, hashlib, os, struct, sys
 
@@ -147,5 +148,35 @@ put("dag_file", b'{"nodes": [{"name": "a"}, {"name": "b", "cots_ns": 5}]}')  # u
 put("dag_file", b'{"nodes": [{"name": "a"}, {"name": "a"}]}')  # duplicate name
 put("dag_file", b'{"nodes": [{"name": "a", "inputs": ["nope"]}]}')  # missing input
 put("dag_file", b'{"nodes": []}')
+
+# bus_file/: the target puts a valid header page in front; the input is the file from offset 256 (the ring
+# counters at 256..512, zeros to 4096, then the 4096-byte data area), as weir::bus::layout describes.
+def bus_ring(n_records, rec_len=48, capacity=4096, tear=None):
+    data = bytearray(capacity)
+    pos, seq, latest, checkpoints = 0, 0, 0, [0] * 16
+    for _ in range(n_records):
+        entry = (16 + rec_len + 7) // 8 * 8
+        off = pos % capacity
+        if capacity - off < entry:
+            data[off:off + 8] = struct.pack("<II", capacity - off - 8, 2)
+            pos += capacity - off
+            off = 0
+        rec = bytes([rec_len // 4, 0x00]) + bytes(i % 256 for i in range(2, rec_len))
+        data[off:off + entry] = struct.pack("<IIQ", rec_len, 1, seq) + rec + bytes(entry - 16 - rec_len)
+        checkpoints[(pos // (capacity // 16)) % 16] = pos
+        latest, pos, seq = pos, pos + entry, seq + 1
+    intent = pos if tear is None else pos + tear
+    counters = bytearray(256)
+    struct.pack_into("<QQQQ", counters, 0, intent, pos, latest, 0)
+    struct.pack_into("<16Q", counters, 128, *checkpoints)
+    return bytes(counters) + bytes(4096 - 512) + bytes(data)
+
+
+put("bus_file", bus_ring(10))
+put("bus_file", bus_ring(500))
+put("bus_file", bus_ring(500, rec_len=80))
+put("bus_file", bus_ring(300, rec_len=1020))
+put("bus_file", bus_ring(200, tear=64))
+put("bus_file", bus_ring(0))
 
 print({t: len(os.listdir(os.path.join(out, t))) for t in sorted(os.listdir(out))})

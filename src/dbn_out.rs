@@ -206,6 +206,15 @@ impl DbnFile {
     /// Writes the file: header (dataset, time span, symbols and their instrument ids from the
     /// normalizer), then the records. Returns the path written, if any.
     pub fn finish<R>(self, normalizer: &Normalizer<R>) -> Result<Option<PathBuf>, DbnFileError> {
+        if self.out.is_none() {
+            return Ok(None);
+        }
+        self.finish_with(&metadata(normalizer))
+    }
+
+    /// [`finish`](Self::finish) with a header built by the caller (e.g. from the
+    /// `SymbolMappingMsg`s of a bus, see [`metadata_from`]).
+    pub fn finish_with(self, metadata: &Metadata) -> Result<Option<PathBuf>, DbnFileError> {
         let Some(out) = self.out else { return Ok(None) };
         let Output { path, partial, writer, error } = out;
         let io_err = |p: &Path| {
@@ -220,19 +229,18 @@ impl DbnFile {
                 return Err(io_err(&partial)(e));
             }
             writer.finish().map_err(io_err(&partial))?;
-            let metadata = metadata(normalizer);
             let file = File::create(&path).map_err(io_err(&path))?;
             created = true;
             let mut records = File::open(&partial).map_err(io_err(&partial))?;
             let encode_err = |source| DbnFileError::Metadata { path: path.clone(), source };
             if path.extension().is_some_and(|e| e == "zst") {
                 let mut z = zstd::Encoder::new(BufWriter::with_capacity(1 << 20, file), 3).map_err(io_err(&path))?;
-                MetadataEncoder::new(&mut z).encode(&metadata).map_err(encode_err)?;
+                MetadataEncoder::new(&mut z).encode(metadata).map_err(encode_err)?;
                 io::copy(&mut records, &mut z).map_err(io_err(&path))?;
                 z.finish().map_err(io_err(&path))?.flush().map_err(io_err(&path))?;
             } else {
                 let mut w = BufWriter::with_capacity(1 << 20, file);
-                MetadataEncoder::new(&mut w).encode(&metadata).map_err(encode_err)?;
+                MetadataEncoder::new(&mut w).encode(metadata).map_err(encode_err)?;
                 io::copy(&mut records, &mut w).map_err(io_err(&path))?;
                 w.flush().map_err(io_err(&path))?;
             }
@@ -268,18 +276,30 @@ pub fn metadata<R>(n: &Normalizer<R>) -> Metadata {
         [one] => one.dataset(),
         _ => "IEXG",
     };
-    let (start, end) = n.time_span().unwrap_or((0, 0));
+    let symbols = n.symbols().iter().enumerate().map(|(i, s)| (i as u32 + 1, s.to_string()));
+    metadata_from(dataset, n.time_span(), symbols)
+}
+
+/// The DBN header for records of mixed schemas from `dataset` spanning `span` (first and last
+/// timestamp, ns; `None`: no records), with raw symbols mapped to instrument ids (in the order
+/// given, which becomes the order of the header's symbols).
+pub fn metadata_from(
+    dataset: &str,
+    span: Option<(u64, u64)>,
+    symbols: impl IntoIterator<Item = (u32, String)>,
+) -> Metadata {
+    let (start, end) = span.unwrap_or((0, 0));
     let date = |ns: u64| {
         time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ns)).map(|t| t.date()).unwrap_or(time::Date::MIN)
     };
     let (d0, d1) = (date(start), date(end).next_day().unwrap_or(time::Date::MAX));
-    let symbols: Vec<String> = n.symbols().iter().map(|s| s.to_string()).collect();
+    let (ids, symbols): (Vec<u32>, Vec<String>) = symbols.into_iter().unzip();
     let mappings = symbols
         .iter()
-        .enumerate()
-        .map(|(i, s)| SymbolMapping {
+        .zip(&ids)
+        .map(|(s, id)| SymbolMapping {
             raw_symbol: s.clone(),
-            intervals: vec![MappingInterval { start_date: d0, end_date: d1, symbol: (i + 1).to_string() }],
+            intervals: vec![MappingInterval { start_date: d0, end_date: d1, symbol: id.to_string() }],
         })
         .collect();
     Metadata::builder()

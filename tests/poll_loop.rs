@@ -132,6 +132,29 @@ fn no_allocation_per_packet() {
 }
 
 #[test]
+fn publishing_to_the_bus_allocates_nothing_and_delivers_the_replay_records() {
+    use weir::bus::{Join, Next, Publisher, PublisherOptions, Subscriber, SubscriberOptions};
+    let config = NormalizerConfig { levels: 512, orders: 1 << 16, ..NormalizerConfig::default() };
+    let rel = CAPTURES[0];
+    let path = std::path::PathBuf::from(format!("/dev/shm/weir-test-poll-loop-bus-{}", std::process::id()));
+    let publisher =
+        Publisher::create(&path, &PublisherOptions { capacity: 64 << 20, ..PublisherOptions::default() }).unwrap();
+    let mut sub = Subscriber::open(&path, &SubscriberOptions { join: Join::Oldest, ..Default::default() }).unwrap();
+    let queue = PcapRx::open(&common::data(rel), Pace::Max).unwrap();
+    let mut l = PollLoop::new(queue, config, publisher);
+    let allocs = allocations_in_run(&mut l);
+    assert_eq!(allocs, 0, "{rel}: {allocs} allocations publishing to the bus");
+    let mut got = Vec::new();
+    while let Next::Record(d) = sub.poll() {
+        assert_eq!(d.lost, 0);
+        got.extend_from_slice(d.bytes());
+    }
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(sub.stats().lost, 0);
+    assert!(got == replayed(&common::data(rel)), "{rel}: the bus carried {} record bytes", got.len());
+}
+
+#[test]
 fn the_counter_sees_an_allocating_sink() {
     // The allocation test above must be able to fail: a sink that grows a Vec is caught.
     let queue = PcapRx::open(&common::data(CAPTURES[0]), Pace::Max).unwrap();

@@ -16,7 +16,8 @@
 //! | 128 | heartbeat (u64, `CLOCK_MONOTONIC` ns) | by the producer, every interval |
 //! | 136 | state (u32: 1 live, 2 ended, 3 superseded by a newer epoch) | by the producer; 3 by its successor |
 //! | 140 | wake word (u32, a futex: bumped when records were published and waiters are served) | by the producer |
-//! | 256 | ring counters: `tail_intent` @256, `tail` @384, `latest` @512, `first_seq` @520, 16 checkpoints @640 | by the producer |
+//! | 256 | ring counters, one 128-byte line: `tail_intent` @256, `tail` @264, `latest` @272, `first_seq` @280 | by the producer |
+//! | 384 | 16 checkpoints (u64 stream positions) | by the producer |
 //! | 4096 | data: entries `[len u32, kind u32 (1 entry, 2 padding)][seq u64][DBN record, padded to 8]` | by the producer |
 //!
 //! All multi-byte fields are little-endian (native on the machines weir runs on).
@@ -41,7 +42,7 @@ pub const STATE_ENDED: u32 = 2;
 /// A newer producer re-created the file under the same name.
 pub const STATE_SUPERSEDED: u32 = 3;
 
-/// The header page (the first 768 bytes of it; the rest is zero).
+/// The header page (the first 512 bytes of it; the rest is zero).
 #[repr(C)]
 #[derive(Debug)]
 pub(crate) struct Header {
@@ -68,7 +69,7 @@ const _: () = {
     assert!(std::mem::offset_of!(Header, state) == 136);
     assert!(std::mem::offset_of!(Header, wake) == 140);
     assert!(std::mem::offset_of!(Header, ring) == 256);
-    assert!(std::mem::size_of::<Header>() == 768);
+    assert!(std::mem::size_of::<Header>() == 512);
     assert!(std::mem::size_of::<Header>() <= HEADER_LEN);
 };
 

@@ -101,12 +101,13 @@ pub fn monotonic_ns() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
-/// Wakes every process waiting on the futex word at `word` (a shared mapping).
-fn futex_wake(word: &std::sync::atomic::AtomicU32) {
+/// Wakes every process waiting on the futex word at `word` (a shared mapping); returns how many
+/// were woken.
+fn futex_wake(word: &std::sync::atomic::AtomicU32) -> i64 {
     // SAFETY: FUTEX_WAKE only reads the address to find the waiters' key; the word lives in a
     // mapping that outlives the call.
     unsafe {
-        libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE, i32::MAX, std::ptr::null::<libc::timespec>());
+        libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE, i32::MAX, std::ptr::null::<libc::timespec>())
     }
 }
 

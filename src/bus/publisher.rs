@@ -62,13 +62,17 @@ pub struct Publisher {
     wake_interval: Option<Duration>,
     /// The sequence at the last wake.
     woken_at: u64,
+    /// Consecutive wakes that woke nobody: the wake interval doubles with each (to 10 ms), so a
+    /// bus without blocked consumers costs the poll loop almost no system calls.
+    idle_wakes: u32,
+    superseded: bool,
     finished: bool,
     refused: u64,
 }
 
-/// A record that is not one DBN record.
+/// A record that is not one DBN record (length and header disagree, or shorter than its rtype).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("not a DBN record: {len} bytes, header says {header_len}")]
+#[error("not a DBN record: {len} bytes, header says {header_len} (or shorter than its rtype)")]
 pub struct NotARecord {
     /// Bytes given.
     pub len: usize,
@@ -97,14 +101,21 @@ impl Publisher {
                 .create(dir)
                 .map_err(BusError::io(dir, "creating the bus directory"))?;
         }
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            check_dir(dir)?;
+        }
+        // One creator at a time per name (two racing would both take the same epoch, and one's
+        // subscribers would be left on an unlinked file): an exclusive lock on NAME.lock, held
+        // until the old file is marked superseded.
+        let _lock = lock_name(path)?;
         let previous = previous_bus(path)?;
         let epoch = previous.as_ref().map_or(1, |m| m.header().epoch + 1);
 
+        static CREATED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let mut tmp = path.as_os_str().to_owned();
-        tmp.push(format!(".{}.tmp", std::process::id()));
+        tmp.push(format!(".{}-{}.tmp", std::process::id(), CREATED.fetch_add(1, Ordering::Relaxed)));
         let tmp = PathBuf::from(tmp);
         let mode = if opts.group_read { 0o640 } else { 0o600 };
-        let _ = std::fs::remove_file(&tmp);
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -139,6 +150,8 @@ impl Publisher {
             heartbeat_interval: opts.heartbeat_interval,
             wake_interval: opts.wake_interval,
             woken_at: 0,
+            idle_wakes: 0,
+            superseded: false,
             finished: false,
             refused: 0,
         })
@@ -190,11 +203,18 @@ impl Publisher {
     /// Publishes one record given as bytes (checked: one whole DBN record).
     pub fn publish_bytes(&mut self, bytes: &[u8]) -> Result<u64, NotARecord> {
         let header_len = bytes.first().map_or(0, |&l| usize::from(l) * 4);
-        if bytes.len() < 16 || header_len != bytes.len() {
+        if bytes.len() < 16 || header_len != bytes.len() || bytes.len() < super::subscriber::min_len(bytes[1]) {
             return Err(NotARecord { len: bytes.len(), header_len });
         }
         // At most 1020 bytes (checked above); the smallest ring takes 2032.
         self.writer.publish(bytes).map_err(|_| NotARecord { len: bytes.len(), header_len })
+    }
+
+    /// Publishes any bytes as one entry, unchecked (up to half the ring): for testing consumers
+    /// against a foreign or buggy writer. Returns the sequence, or `None` when too large.
+    #[doc(hidden)]
+    pub fn publish_entry_unchecked(&mut self, bytes: &[u8]) -> Option<u64> {
+        self.writer.publish(bytes).ok()
     }
 
     /// Housekeeping, cheap enough to call once per poll-loop turn: refreshes the heartbeat every
@@ -214,16 +234,28 @@ impl Publisher {
         if now >= self.next_beat {
             self.heartbeat();
             self.next_beat = now + self.heartbeat_interval;
+            self.superseded = header.state.load(Ordering::Relaxed) == STATE_SUPERSEDED;
         }
         self.next_due = self.next_beat;
         if let Some(every) = self.wake_interval {
             if self.writer.next_seq() != self.woken_at {
                 self.woken_at = self.writer.next_seq();
                 header.wake.fetch_add(1, Ordering::Release);
-                futex_wake(&header.wake);
+                if futex_wake(&header.wake) > 0 {
+                    self.idle_wakes = 0;
+                } else {
+                    self.idle_wakes = (self.idle_wakes + 1).min(16);
+                }
             }
-            self.next_due = self.next_due.min(now + every);
+            let backoff = every.saturating_mul(1 << self.idle_wakes.min(6)).min(Duration::from_millis(10)).max(every);
+            self.next_due = self.next_due.min(now + backoff);
         }
+    }
+
+    /// Whether a newer producer re-created the bus under this name (checked at each heartbeat):
+    /// records published here now reach only the consumers still on the old file.
+    pub fn superseded(&self) -> bool {
+        self.superseded
     }
 
     /// Refreshes the heartbeat now.
@@ -274,7 +306,16 @@ fn previous_bus(path: &Path) -> Result<Option<Mapping>, BusError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(BusError::io(path, "opening the existing bus file to supersede it")(e)),
     };
-    let capacity = super::subscriber::check_file(path, &file)?;
+    let capacity = super::subscriber::check_file(path, &file).map_err(|e| match e {
+        BusError::Foreign { path, field, offset, found, expected } => BusError::Foreign {
+            expected: format!("{expected} (a file that is not a bus of this layout is not replaced: remove it)"),
+            path,
+            field,
+            offset,
+            found,
+        },
+        e => e,
+    })?;
     // SAFETY: a shared mapping of a file we own; others may write it concurrently (an old
     // producer), which is why every access goes through `Mapping`'s atomics.
     let map = unsafe { memmap2::MmapMut::map_mut(&file) }.map_err(BusError::io(path, "mapping"))?;
@@ -357,4 +398,48 @@ fn hugetlbfs_page(file: &File) -> Option<u64> {
     // SAFETY: fstatfs writes into `st`, which outlives the call.
     let rc = unsafe { libc::fstatfs(file.as_raw_fd(), &mut st) };
     (rc == 0 && st.f_type as i64 == HUGETLBFS_MAGIC).then_some(st.f_bsize as u64)
+}
+
+/// Refuses a bus directory another user could write into (or that another user owns): its files
+/// would not be ours to trust.
+fn check_dir(dir: &Path) -> Result<(), BusError> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(dir).map_err(BusError::io(dir, "stat of the bus directory"))?;
+    // SAFETY: geteuid cannot fail and has no side effects.
+    let me = unsafe { libc::geteuid() };
+    let sticky_shared = meta.mode() & 0o1000 != 0;
+    if !sticky_shared && (meta.uid() != me || meta.mode() & 0o022 != 0) {
+        return Err(BusError::Io {
+            path: dir.to_owned(),
+            what: "checking the bus directory",
+            source: std::io::Error::other(format!(
+                "owned by uid {} with mode {:o}: a bus directory must be ours and not writable by others \
+                 (or sticky, like /dev/shm)",
+                meta.uid(),
+                meta.mode() & 0o7777
+            )),
+        });
+    }
+    Ok(())
+}
+
+/// An exclusive `flock` on `PATH.lock`, released when the file is dropped.
+fn lock_name(path: &Path) -> Result<File, BusError> {
+    use std::os::fd::AsRawFd;
+    let mut name = path.as_os_str().to_owned();
+    name.push(".lock");
+    let lock = PathBuf::from(name);
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(&lock)
+        .map_err(BusError::io(&lock, "opening the creation lock"))?;
+    // SAFETY: flock on an open descriptor we own.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
+        return Err(BusError::io(&lock, "locking")(std::io::Error::last_os_error()));
+    }
+    Ok(file)
 }

@@ -4,7 +4,7 @@
 use std::fs::File;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{Ordering, fence};
 use std::time::Duration;
 
 use dbn::RecordRef;
@@ -85,6 +85,9 @@ pub struct SubscriberStats {
     pub corrupt: u64,
     /// Epochs followed after the first (producer restarts).
     pub reopens: u64,
+    /// A reopen left an epoch whose unread count could not be read (its producer was still
+    /// writing): `lost` is then a lower bound.
+    pub lost_inexact: bool,
 }
 
 /// One record read from the bus.
@@ -115,9 +118,10 @@ pub enum Next<'a> {
     /// Lapped (or a record was overwritten while it was read); resynchronised. The next record
     /// says how many were lost.
     Lapped,
-    /// Something that is not a record, which the writer had not overwritten; counted, skipped.
+    /// Something that is not a record, which the writer had not overwritten; counted (corrupt
+    /// and lost, and in the next [`Delivery::lost`]), skipped.
     Corrupt {
-        /// Stream position of the bad entry.
+        /// Stream position of the bad frame, or just after a bad record.
         position: u64,
         /// What was wrong.
         what: &'static str,
@@ -142,6 +146,11 @@ pub struct Subscriber {
     /// Stats of the readers of earlier epochs.
     before: SubscriberStats,
     bad_records: u64,
+    /// Entries too large for the buffer (counted lost by the reader; corrupt here).
+    too_large: u64,
+    /// Records missed that no `Delivery::lost` has reported yet (gaps before bad entries, the
+    /// bad entries themselves, what a reopen left behind).
+    pending_lost: u64,
     /// (records received, when that count was first seen by `producer`): idleness without a
     /// clock read per record.
     activity: std::cell::Cell<(u64, u64)>,
@@ -162,6 +171,8 @@ impl Subscriber {
             opts: *opts,
             before: SubscriberStats::default(),
             bad_records: 0,
+            too_large: 0,
+            pending_lost: 0,
             activity: std::cell::Cell::new((0, monotonic_ns())),
         })
     }
@@ -201,16 +212,26 @@ impl Subscriber {
                 let bytes = unsafe { std::slice::from_raw_parts(self.buf.0.as_ptr().cast::<u8>(), len) };
                 if len < 16 || usize::from(bytes[0]) * 4 != len {
                     self.bad_records += 1;
+                    self.pending_lost += lost + 1;
                     return Next::Corrupt { position: self.reader.cursor(), what: "entry is not one DBN record" };
+                }
+                if len < min_len(bytes[1]) {
+                    // `RecordRef::get` would panic on it: not delivered.
+                    self.bad_records += 1;
+                    self.pending_lost += lost + 1;
+                    return Next::Corrupt { position: self.reader.cursor(), what: "record shorter than its rtype" };
                 }
                 // SAFETY: `bytes` starts with a RecordHeader whose length covers the whole slice
                 // (checked above), 8-aligned (Buffer is 64-aligned).
                 let record = unsafe { RecordRef::new(bytes) };
+                let lost = lost + std::mem::take(&mut self.pending_lost);
                 Next::Record(Delivery { seq, lost, record })
             }
             Poll::Lapped => Next::Lapped,
             Poll::Corrupt { position, .. } => Next::Corrupt { position, what: "bad entry frame" },
-            Poll::TooLarge { .. } => {
+            Poll::TooLarge { lost, .. } => {
+                self.too_large += 1;
+                self.pending_lost += lost + 1;
                 Next::Corrupt { position: self.reader.cursor(), what: "entry larger than any DBN record" }
             }
         }
@@ -221,6 +242,9 @@ impl Subscriber {
     pub fn wait(&self, timeout: Duration) {
         let header = self.reader.memory().header();
         let word = header.wake.load(Ordering::Relaxed);
+        // The tail read next is at least as new as the word (the producer bumps the word after
+        // publishing): a fence, since an acquire load is not allowed on read-only memory.
+        fence(Ordering::Acquire);
         if self.reader.lag_bytes() > 0 || header.state.load(Ordering::Relaxed) != STATE_LIVE {
             return;
         }
@@ -240,16 +264,22 @@ impl Subscriber {
             lost: self.before.lost + r.lost + self.bad_records,
             laps: self.before.laps + r.laps,
             overwritten: self.before.overwritten + r.overwritten,
-            corrupt: self.before.corrupt + r.corrupt + self.bad_records,
+            corrupt: self.before.corrupt + r.corrupt + self.bad_records + self.too_large,
             reopens: self.before.reopens,
+            lost_inexact: self.before.lost_inexact,
         }
     }
 
-    /// The producer's state. `Ended` only once everything has been read.
+    /// The producer's state. `Ended` and `Superseded` only once everything has been read (until
+    /// then the records left are still there to read; a dead producer's too).
     pub fn producer(&self) -> ProducerState {
         let header = self.reader.memory().header();
-        match header.state.load(Ordering::Relaxed) {
-            STATE_SUPERSEDED => return ProducerState::Superseded,
+        let state = header.state.load(Ordering::Relaxed);
+        // The tail read by `lag_bytes` is at least as new as the state (the producer publishes,
+        // then marks): a fence, since an acquire load is not allowed on read-only memory.
+        fence(Ordering::Acquire);
+        match state {
+            STATE_SUPERSEDED if self.reader.lag_bytes() == 0 => return ProducerState::Superseded,
             STATE_ENDED if self.reader.lag_bytes() == 0 => return ProducerState::Ended,
             _ => {}
         }
@@ -293,12 +323,66 @@ impl Subscriber {
         let info = info_of(&mapping);
         let mut stats = self.stats();
         stats.reopens += 1;
+        // What the old epoch still held unread is lost now: count it, so that received + lost
+        // stays exact. (If its newest record cannot be read any more, the old producer was
+        // still writing: the count is then a lower bound, and `lost_inexact` says so.)
+        match self.reader.unread() {
+            Some(n) => {
+                stats.lost += n;
+                self.pending_lost += n;
+            }
+            None => stats.lost_inexact = true,
+        }
+        let reader = Reader::new(mapping, Join::Oldest, self.opts.resync);
+        // Joined at the oldest record still there: what the new producer wrote before it (a
+        // ring that wrapped before we noticed the restart) is lost too.
+        match reader.expected_seq() {
+            Some(e) => {
+                let missed = e.saturating_sub(reader.first_seq());
+                stats.lost += missed;
+                self.pending_lost += missed;
+            }
+            None => stats.lost_inexact = true,
+        }
         self.before = stats;
         self.bad_records = 0;
-        self.reader = Reader::new(mapping, Join::Oldest, self.opts.resync);
+        self.too_large = 0;
+        self.reader = reader;
         self.info = info;
         self.file_id = file_id;
         Ok(Some(info))
+    }
+}
+
+/// The size of a DBN v3 record of this rtype (16, a bare header, for rtypes `dbn` does not know).
+pub(super) fn min_len(rtype: u8) -> usize {
+    use dbn::RType;
+    use std::mem::size_of;
+    #[allow(deprecated)]
+    match RType::try_from(rtype) {
+        Ok(RType::Mbp0) => size_of::<dbn::TradeMsg>(),
+        Ok(RType::Mbp1 | RType::Tbbo) => size_of::<dbn::Mbp1Msg>(),
+        Ok(RType::Mbp10) => size_of::<dbn::Mbp10Msg>(),
+        Ok(
+            RType::OhlcvDeprecated
+            | RType::Ohlcv1S
+            | RType::Ohlcv1M
+            | RType::Ohlcv1H
+            | RType::Ohlcv1D
+            | RType::OhlcvEod,
+        ) => size_of::<dbn::OhlcvMsg>(),
+        Ok(RType::Status) => size_of::<dbn::StatusMsg>(),
+        Ok(RType::InstrumentDef) => size_of::<dbn::InstrumentDefMsg>(),
+        Ok(RType::Imbalance) => size_of::<dbn::ImbalanceMsg>(),
+        Ok(RType::Error) => size_of::<dbn::ErrorMsg>(),
+        Ok(RType::SymbolMapping) => size_of::<dbn::SymbolMappingMsg>(),
+        Ok(RType::System) => size_of::<dbn::SystemMsg>(),
+        Ok(RType::Statistics) => size_of::<dbn::StatMsg>(),
+        Ok(RType::Mbo) => size_of::<dbn::MboMsg>(),
+        Ok(RType::Cmbp1 | RType::Tcbbo) => size_of::<dbn::Cmbp1Msg>(),
+        Ok(RType::Bbo1S | RType::Bbo1M) => size_of::<dbn::BboMsg>(),
+        Ok(RType::Cbbo1S | RType::Cbbo1M) => size_of::<dbn::CbboMsg>(),
+        Err(_) => 16,
     }
 }
 

@@ -179,6 +179,16 @@ fn a_restarted_producer_supersedes_the_old_file_and_is_followed() {
     drop(first);
     // The first producer's drop must not end the second's stream.
     assert_eq!(sub.producer(), ProducerState::Live);
+    // Unread records when the next producer takes over: not `Superseded` until they are read;
+    // and a reopen before that counts them lost.
+    for i in 0..5 {
+        second.publish(&trade(i));
+    }
+    let _third = Publisher::create(&path, &second_opts).unwrap();
+    assert_ne!(sub.producer(), ProducerState::Superseded);
+    assert_eq!(sub.reopen().unwrap().map(|i| i.epoch), Some(3));
+    let s = sub.stats();
+    assert_eq!((s.received, s.lost, s.reopens, s.lost_inexact), (2, 5, 2, false));
 }
 
 #[test]
@@ -228,4 +238,53 @@ fn a_waiting_subscriber_is_woken_by_the_publisher() {
     let (seq, waited) = waiter.join().unwrap();
     assert_eq!(seq, 0);
     assert!(waited < Duration::from_secs(5), "woken by the futex, not the 10 s timeout: {waited:?}");
+}
+
+#[test]
+fn records_shorter_than_their_type_are_refused_and_never_delivered() {
+    let dir = ShmDir::new("short");
+    let path = dir.0.join("bus");
+    let mut publisher = Publisher::create(&path, &small()).unwrap();
+    let mut sub = Subscriber::open(&path, &SubscriberOptions::default()).unwrap();
+    // A 16-byte "MBP-1": a header alone.
+    let mut short = [0u8; 16];
+    short[0] = 4;
+    short[1] = rtype::MBP_1;
+    assert!(publisher.publish_bytes(&short).is_err());
+    assert!(publisher.publish_bytes(&[3, 0, 0]).is_err());
+    // Through the ring anyway (a foreign or buggy writer): counted, skipped, not delivered.
+    publisher.publish_entry_unchecked(&short);
+    publisher.publish(&trade(1));
+    assert!(matches!(sub.poll(), Next::Corrupt { what: "record shorter than its rtype", .. }));
+    // The record after it says one was lost (an autotrader marks its books).
+    assert!(matches!(sub.poll(), Next::Record(d) if d.seq == 1 && d.lost == 1));
+    let s = sub.stats();
+    assert_eq!((s.received, s.lost, s.corrupt), (1, 1, 1));
+}
+
+#[test]
+fn a_late_reopen_counts_what_the_new_producer_wrote_before_the_oldest_record() {
+    let dir = ShmDir::new("late-reopen");
+    let path = dir.0.join("bus");
+    let mut first = Publisher::create(&path, &small()).unwrap();
+    let mut sub = Subscriber::open(&path, &SubscriberOptions::default()).unwrap();
+    first.publish(&trade(0));
+    let mut second = Publisher::create(&path, &small()).unwrap();
+    // The new producer wraps its 4 KiB ring many times before the consumer notices.
+    for i in 0..1000 {
+        second.publish(&trade(i));
+    }
+    second.finish();
+    assert!(matches!(sub.poll(), Next::Record(d) if d.seq == 0));
+    assert_eq!(sub.producer(), ProducerState::Superseded);
+    sub.reopen().unwrap().expect("the new file");
+    let mut first_lost = None;
+    while let Next::Record(d) = sub.poll() {
+        first_lost.get_or_insert(d.lost);
+    }
+    let s = sub.stats();
+    assert_eq!(s.received + s.lost, 1 + 1000, "{s:?}");
+    assert!(first_lost.unwrap() > 900, "the first delivery after the reopen reports the gap: {first_lost:?}");
+    assert!(!s.lost_inexact);
+    assert_eq!(sub.producer(), ProducerState::Ended);
 }

@@ -7,7 +7,7 @@
 //! carries a 64-bit sequence — knows exactly how many entries it missed.
 //!
 //! ```text
-//! counters: tail_intent | tail | latest, first_seq | checkpoints[16]   (each on its own 128-byte line)
+//! counters: [tail_intent, tail, latest, first_seq] (one 128-byte line) | checkpoints[16] (another)
 //! data:     [frame u64: len u32, kind u32][seq u64][payload, zero-padded to 8] ... [padding frame]
 //! ```
 //!
@@ -44,25 +44,36 @@ pub const MIN_CAPACITY: usize = 64;
 const KIND_ENTRY: u32 = 1;
 const KIND_PADDING: u32 = 2;
 
-/// The writer's shared counters, each on its own 128-byte line. `repr(C)`, 512 bytes, all zero in
-/// a new ring: `weir::bus` places one at a fixed offset of its file's header page.
+/// The writer's shared counters: the four a publish writes (`tail_intent`, `tail`, `latest`,
+/// `first_seq`) together on one 128-byte line, as Agrona keeps them (one writer: splitting them
+/// would only make each publish own, and each read fetch, more lines), and the checkpoints on
+/// another. `repr(C)`, 256 bytes, all zero in a new ring: `weir::bus` places one at a fixed
+/// offset of its file's header page.
 #[repr(C)]
 #[derive(Debug, Default)]
 pub struct Counters {
-    /// Where the entry being written ends: bumped before any of its bytes are.
-    tail_intent: CachePadded<AtomicU64>,
-    /// Where the last complete entry ends.
-    tail: CachePadded<AtomicU64>,
-    /// Where the last complete entry starts, and the sequence the ring's first entry carries.
-    latest: CachePadded<(AtomicU64, AtomicU64)>,
+    hot: CachePadded<Hot>,
     /// For each sixteenth of the ring, where the first entry the writer started in it begins.
     checkpoints: CachePadded<[AtomicU64; CHECKPOINTS]>,
+}
+
+#[repr(C)]
+#[derive(Debug, Default)]
+struct Hot {
+    /// Where the entry being written ends: bumped before any of its bytes are.
+    tail_intent: AtomicU64,
+    /// Where the last complete entry ends.
+    tail: AtomicU64,
+    /// Where the last complete entry starts.
+    latest: AtomicU64,
+    /// The sequence the ring's first entry carries.
+    first_seq: AtomicU64,
 }
 
 impl Counters {
     /// Stream position where the last complete entry ends (total bytes written).
     pub fn tail(&self) -> u64 {
-        let t = self.tail.load(Ordering::Relaxed);
+        let t = self.hot.tail.load(Ordering::Relaxed);
         fence(Ordering::Acquire);
         t
     }
@@ -158,9 +169,9 @@ impl<M: RingMemory> Writer<M> {
     /// Writes to `mem` after whatever it holds, numbering entries from `first_seq`.
     pub fn new(mem: M, first_seq: u64) -> Self {
         let capacity = mem.data().len() * ALIGN;
-        let tail = mem.counters().tail.load(Ordering::Relaxed);
+        let tail = mem.counters().hot.tail.load(Ordering::Relaxed);
         if tail == 0 {
-            mem.counters().latest.0.1.store(first_seq, Ordering::Relaxed);
+            mem.counters().hot.first_seq.store(first_seq, Ordering::Relaxed);
         }
         Writer {
             tail,
@@ -207,13 +218,13 @@ impl<M: RingMemory> Writer<M> {
         let mut word = ((start & self.mask) / ALIGN as u64) as usize;
         let to_end = (self.mask + 1) - (start & self.mask);
         if to_end < entry {
-            counters.tail_intent.store(start + to_end + entry, Ordering::Relaxed);
+            counters.hot.tail_intent.store(start + to_end + entry, Ordering::Relaxed);
             fence(Ordering::Release);
             data[word].store(frame(KIND_PADDING, (to_end - ALIGN as u64) as u32), Ordering::Relaxed);
             start += to_end;
             word = 0;
         } else {
-            counters.tail_intent.store(start + entry, Ordering::Relaxed);
+            counters.hot.tail_intent.store(start + entry, Ordering::Relaxed);
             fence(Ordering::Release);
         }
         data[word].store(frame(KIND_ENTRY, payload.len() as u32), Ordering::Relaxed);
@@ -237,8 +248,8 @@ impl<M: RingMemory> Writer<M> {
             counters.checkpoints[(chunk % CHECKPOINTS as u64) as usize].store(start, Ordering::Release);
         }
         let end = start + entry;
-        counters.latest.0.0.store(start, Ordering::Release);
-        counters.tail.store(end, Ordering::Release);
+        counters.hot.latest.store(start, Ordering::Release);
+        counters.hot.tail.store(end, Ordering::Release);
         self.tail = end;
         let seq = self.seq;
         self.seq += 1;
@@ -297,6 +308,8 @@ pub enum Poll {
     TooLarge {
         /// Its sequence number.
         seq: u64,
+        /// Entries missed just before it (as in [`Poll::Entry::lost`]).
+        lost: u64,
         /// Its payload length.
         len: usize,
     },
@@ -346,7 +359,7 @@ impl<M: RingMemory> Reader<M> {
             let tail = counters.tail();
             if tail == 0 {
                 self.cursor = 0;
-                self.expected = Some(counters.latest.0.1.load(Ordering::Relaxed));
+                self.expected = Some(counters.hot.first_seq.load(Ordering::Relaxed));
                 return;
             }
             let oldest = if join == Join::Oldest { self.oldest() } else { tail };
@@ -356,10 +369,10 @@ impl<M: RingMemory> Reader<M> {
                     return;
                 }
             } else {
-                let latest = counters.latest.0.0.load(Ordering::Relaxed);
+                let latest = counters.hot.latest.load(Ordering::Relaxed);
                 fence(Ordering::Acquire);
                 if let Some((seq, end)) = self.entry_at(latest) {
-                    (self.cursor, self.expected) = (end, Some(seq + 1));
+                    (self.cursor, self.expected) = (end, Some(seq.wrapping_add(1)));
                     return;
                 }
             }
@@ -380,7 +393,7 @@ impl<M: RingMemory> Reader<M> {
         if self.overrun(position) || (head >> 32) as u32 != KIND_ENTRY || ENTRY_HEADER + len > room {
             return None;
         }
-        Some((seq, position + align_up(ENTRY_HEADER + len) as u64))
+        Some((seq, position.wrapping_add(align_up(ENTRY_HEADER + len) as u64)))
     }
 
     /// The counters.
@@ -403,6 +416,26 @@ impl<M: RingMemory> Reader<M> {
         &self.mem
     }
 
+    /// Entries written but not yet read, from the sequence of the newest entry: what a reader
+    /// that leaves now (for a newer ring) must count as lost. `None` when the newest entry cannot
+    /// be read (overwritten while looking) or no sequence is known yet.
+    pub fn unread(&self) -> Option<u64> {
+        let counters = self.mem.counters();
+        if counters.tail() <= self.cursor {
+            return Some(0);
+        }
+        let latest = counters.hot.latest.load(Ordering::Relaxed);
+        fence(Ordering::Acquire);
+        let (seq, _) = self.entry_at(latest)?;
+        Some(seq.wrapping_add(1).saturating_sub(self.expected?))
+    }
+
+    /// The sequence the ring's first entry carries (what a reader that joined late missed
+    /// counts from).
+    pub fn first_seq(&self) -> u64 {
+        self.mem.counters().hot.first_seq.load(Ordering::Relaxed)
+    }
+
     /// Bytes written but not yet read (0 when caught up).
     pub fn lag_bytes(&self) -> u64 {
         self.mem.counters().tail().saturating_sub(self.cursor)
@@ -411,8 +444,9 @@ impl<M: RingMemory> Reader<M> {
     /// Whether the writer has written past `position + capacity` (so `position` may be gone).
     #[inline(always)]
     fn overrun(&self, position: u64) -> bool {
-        let intent = self.mem.counters().tail_intent.load(Ordering::Relaxed);
-        intent > position + self.mask + 1
+        let intent = self.mem.counters().hot.tail_intent.load(Ordering::Relaxed);
+        // Saturating: positions come from shared memory, which a corrupt file fills with anything.
+        intent > position.saturating_add(self.mask + 1)
     }
 
     /// The start of the oldest entry still in the ring that a checkpoint knows of; the tail when
@@ -420,7 +454,7 @@ impl<M: RingMemory> Reader<M> {
     fn oldest(&self) -> u64 {
         let counters = self.mem.counters();
         let tail = counters.tail();
-        let intent = counters.tail_intent.load(Ordering::Relaxed);
+        let intent = counters.hot.tail_intent.load(Ordering::Relaxed);
         // Not the very oldest: the writer may be about to overwrite it.
         let floor = intent.saturating_sub(self.mask + 1);
         counters.checkpoints.iter().map(|c| c.load(Ordering::Relaxed)).filter(|&p| p >= floor && p < tail).min().map_or(
@@ -437,7 +471,7 @@ impl<M: RingMemory> Reader<M> {
         self.stats.laps += 1;
         self.cursor = match self.resync {
             Resync::Latest => {
-                let latest = self.mem.counters().latest.0.0.load(Ordering::Relaxed);
+                let latest = self.mem.counters().hot.latest.load(Ordering::Relaxed);
                 fence(Ordering::Acquire);
                 latest
             }
@@ -457,7 +491,7 @@ impl<M: RingMemory> Reader<M> {
     pub fn poll(&mut self, out: &mut [u64]) -> Poll {
         let counters = self.mem.counters();
         let data = self.mem.data();
-        let tail = counters.tail.load(Ordering::Relaxed);
+        let tail = counters.hot.tail.load(Ordering::Relaxed);
         fence(Ordering::Acquire);
         // The cursor may be ahead of the tail this load saw: a join or resync placed it after an
         // entry found through `latest`, which can be newer than the tail read before it.
@@ -476,7 +510,7 @@ impl<M: RingMemory> Reader<M> {
             if u64::from(head as u32) + ALIGN as u64 != to_end {
                 return self.check_corrupt(position, head);
             }
-            position += to_end;
+            position = position.wrapping_add(to_end);
             word = 0;
             if position >= tail {
                 // The padding is complete but the entry after it is not yet.
@@ -504,16 +538,16 @@ impl<M: RingMemory> Reader<M> {
             self.lapped();
             return Poll::Lapped;
         }
-        self.cursor = position + align_up(ENTRY_HEADER + len) as u64;
+        self.cursor = position.wrapping_add(align_up(ENTRY_HEADER + len) as u64);
         let lost = match self.expected {
             Some(e) if seq > e => seq - e,
             _ => 0,
         };
-        self.expected = Some(seq + 1);
-        self.stats.lost += lost;
+        self.expected = Some(seq.wrapping_add(1));
+        self.stats.lost = self.stats.lost.saturating_add(lost);
         if !fits {
             self.stats.lost += 1;
-            return Poll::TooLarge { seq, len };
+            return Poll::TooLarge { seq, lost, len };
         }
         self.stats.received += 1;
         Poll::Entry { seq, lost, len }
@@ -623,6 +657,43 @@ mod tests {
         }
     }
 
+    /// A writer thread and two reader threads at full speed (also run under Miri, which checks
+    /// the accesses): every entry delivered is whole, in order, and received + lost adds up.
+    #[cfg(feature = "std")]
+    #[test]
+    fn concurrent_readers_never_see_a_torn_entry() {
+        extern crate std;
+        let n: u64 = if cfg!(miri) { 300 } else { 200_000 };
+        let ring = Arc::new(HeapRing::new(256));
+        let readers: Vec<_> = (0..2)
+            .map(|_| {
+                let mut r = Reader::new(ring.clone(), Join::Tail, Resync::Latest);
+                std::thread::spawn(move || {
+                    let joined = r.expected_seq().unwrap();
+                    let mut out = [0u64; 8];
+                    let mut last = None;
+                    while last != Some(n - 1) {
+                        if let Poll::Entry { seq, len, .. } = r.poll(&mut out) {
+                            assert_eq!(bytes(&out, len), payload(seq, len), "torn entry {seq}");
+                            assert!(last.is_none_or(|l| l < seq));
+                            last = Some(seq);
+                        }
+                    }
+                    (joined, *r.stats())
+                })
+            })
+            .collect();
+        let mut w = Writer::new(ring, 0);
+        for seq in 0..n {
+            w.publish(&payload(seq, (seq as usize % 5) * 8 + 3)).unwrap();
+        }
+        for r in readers {
+            let (joined, s) = r.join().unwrap();
+            assert_eq!(s.received + s.lost, n - joined, "{s:?}");
+            assert_eq!(s.corrupt, 0);
+        }
+    }
+
     #[test]
     fn join_oldest_starts_within_the_ring() {
         let ring = Arc::new(HeapRing::new(1024));
@@ -658,10 +729,10 @@ mod tests {
         let mut r = Reader::new(ring.clone(), Join::Tail, Resync::Latest);
         w.publish(&[1; 100]).unwrap();
         let mut small = [0u64; 4];
-        assert_eq!(r.poll(&mut small), Poll::TooLarge { seq: 0, len: 100 });
+        assert_eq!(r.poll(&mut small), Poll::TooLarge { seq: 0, lost: 0, len: 100 });
         // A frame claiming more than the ring holds, where the writer never went past.
         ring.data()[16].store(frame(KIND_ENTRY, 4000), Ordering::Relaxed);
-        ring.counters().tail.store(256, Ordering::Relaxed);
+        ring.counters().hot.tail.store(256, Ordering::Relaxed);
         let mut r = Reader::new(ring.clone(), Join::Tail, Resync::Latest);
         r.cursor = 128;
         assert!(matches!(r.poll(&mut small), Poll::Corrupt { position: 128, .. }));

@@ -10,8 +10,10 @@ use std::process::ExitCode;
 mod bench;
 mod bench_bus;
 mod dag;
+mod record;
 mod run;
 mod send;
+mod tail;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use weir::book_view::{self, BookWatch};
@@ -45,6 +47,10 @@ enum Command {
     /// DAG computation: generate standard graphs, run them on pinned workers, explain the partition.
     #[command(subcommand)]
     Dag(dag::DagCommand),
+    /// Print a bus's records as they arrive (`--json`, `--symbol`), with loss and lag on exit.
+    Tail(tail::TailArgs),
+    /// Capture a bus into a DBN file (waits for the bus; joins at its oldest record).
+    Record(record::RecordArgs),
     /// Measurement harnesses (`weir bench latency`, `weir bench bus`).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -118,6 +124,70 @@ struct ReplayArgs {
     quiet: bool,
     #[command(flatten)]
     publishers: PublisherArgs,
+    #[command(flatten)]
+    bus: BusArgs,
+}
+
+/// Publishing the records on the bus (shared memory, for other processes).
+#[derive(clap::Args, Debug, Clone)]
+pub(crate) struct BusArgs {
+    /// Publish the records on the bus NAME: a file under $WEIR_BUS_DIR (default /dev/shm/weir),
+    /// or a path. Consumers: `weir tail NAME`, `weir record NAME OUT.dbn`, `weir::bus::Subscriber`.
+    #[arg(long, value_name = "NAME")]
+    bus: Option<String>,
+    /// Bytes in the bus's ring: a power of two, with an optional K, M or G suffix (binary).
+    #[arg(long, value_name = "BYTES", default_value = "64M", value_parser = parse_bytes)]
+    bus_capacity: u64,
+    /// Let the bus file's group read it (mode 0640; default 0600, the owner only).
+    #[arg(long)]
+    bus_group_read: bool,
+    /// Lock the bus's pages in memory (mlock).
+    #[arg(long)]
+    bus_lock: bool,
+}
+
+impl BusArgs {
+    /// The publisher, when `--bus` was given; its pages are first touched from `cpu`.
+    pub(crate) fn publisher(&self, cpu: Option<u32>) -> Result<Option<weir::bus::Publisher>, String> {
+        let Some(name) = &self.bus else { return Ok(None) };
+        let opts = weir::bus::PublisherOptions {
+            capacity: self.bus_capacity,
+            group_read: self.bus_group_read,
+            lock: self.bus_lock,
+            first_touch_cpu: cpu,
+            ..weir::bus::PublisherOptions::default()
+        };
+        weir::bus::Publisher::create(&weir::bus::resolve(name), &opts)
+            .map(Some)
+            .map_err(|e| format!("--bus {name}: {e}"))
+    }
+}
+
+/// `64M`, `4096`, `1G`: bytes, with a binary suffix.
+fn parse_bytes(text: &str) -> Result<u64, String> {
+    let (digits, shift) = match text.as_bytes().last() {
+        Some(b'K' | b'k') => (&text[..text.len() - 1], 10),
+        Some(b'M' | b'm') => (&text[..text.len() - 1], 20),
+        Some(b'G' | b'g') => (&text[..text.len() - 1], 30),
+        _ => (text, 0),
+    };
+    let n: u64 = digits.parse().map_err(|_| format!("{text:?}: bytes, e.g. 67108864 or 64M"))?;
+    let bytes = n.checked_mul(1 << shift).ok_or_else(|| format!("{text:?}: too large"))?;
+    if !bytes.is_power_of_two() || !(weir::bus::MIN_CAPACITY..=weir::bus::MAX_CAPACITY).contains(&bytes) {
+        return Err(format!("{text}: a power of two from 4K to 1024G"));
+    }
+    Ok(bytes)
+}
+
+/// One line about what went to the bus.
+pub(crate) fn bus_summary(publisher: &weir::bus::Publisher) -> String {
+    format!(
+        "  bus: {} records ({} bytes) published to {} (epoch {})\n",
+        publisher.published(),
+        publisher.bytes_written(),
+        publisher.path().display(),
+        publisher.epoch()
+    )
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -135,6 +205,8 @@ fn main() -> ExitCode {
         Command::Book(args) => run_book(args),
         Command::Run(args) => run::run(args),
         Command::Send(args) => send::run(args),
+        Command::Tail(args) => tail::run(args),
+        Command::Record(args) => record::run(args),
         Command::Bench(cmd) => bench::run(cmd),
         Command::Dag(cmd) => dag::run(cmd),
     }
@@ -143,7 +215,7 @@ fn main() -> ExitCode {
 /// What `weir replay` does with each message: JSONL (optional), then books and DBN records.
 struct ReplaySink {
     jsonl: Option<JsonlSink<io::BufWriter<io::StdoutLock<'static>>>>,
-    normalizer: Normalizer<DbnFile>,
+    normalizer: Normalizer<(DbnFile, Option<weir::bus::Publisher>)>,
 }
 
 impl MessageSink for ReplaySink {
@@ -183,10 +255,18 @@ fn run_replay(args: ReplayArgs) -> ExitCode {
         },
         None => DbnFile::counting(),
     };
+    let publisher = match args.bus.publisher(None) {
+        Ok(p) => p,
+        Err(e) => {
+            records.abandon();
+            eprintln!("weir replay: {e}");
+            return ExitCode::from(1);
+        }
+    };
     let mut sink = ReplaySink {
         jsonl: (args.emit == Emit::Jsonl)
             .then(|| JsonlSink::new(io::BufWriter::with_capacity(1 << 20, io::stdout().lock()))),
-        normalizer: Normalizer::new(args.publishers.config(), records),
+        normalizer: Normalizer::new(args.publishers.config(), (records, publisher)),
     };
     let interactive = io::stderr().is_terminal();
     let mut shown = false;
@@ -219,19 +299,26 @@ fn run_replay(args: ReplayArgs) -> ExitCode {
     let mut report = match result {
         Ok(r) => r,
         Err(e) => {
-            sink.normalizer.into_sink().abandon();
+            sink.normalizer.into_sink().0.abandon();
             eprintln!("weir replay: {e}");
             return ExitCode::from(2);
         }
     };
-    report.dbn_records = sink.normalizer.sink().counts();
+    report.dbn_records = sink.normalizer.sink().0.counts();
     report.books = Some(BooksReport::of(&sink.normalizer));
     let ReplaySink { jsonl, normalizer } = sink;
-    let (normalizer, records) = {
+    let (normalizer, records, publisher) = {
         let mut n = normalizer;
-        let records = std::mem::replace(n.sink_mut(), DbnFile::counting());
-        (n, records)
+        let records = std::mem::replace(&mut n.sink_mut().0, DbnFile::counting());
+        let publisher = n.sink_mut().1.take();
+        (n, records, publisher)
     };
+    // The consumers may stop reading now: the stream is complete.
+    let bus_line = publisher.map(|p| {
+        let line = bus_summary(&p);
+        p.finish();
+        line
+    });
     if let Err(e) = records.finish(&normalizer) {
         eprintln!("weir replay: writing DBN: {e}");
         return ExitCode::from(1);
@@ -259,7 +346,7 @@ fn run_replay(args: ReplayArgs) -> ExitCode {
         }
     }
     if !args.quiet {
-        let text = summary(&args, &report);
+        let text = summary(&args, &report) + bus_line.as_deref().unwrap_or("");
         let _ = if stdout_taken {
             io::stderr().write_all(text.as_bytes())
         } else {

@@ -15,7 +15,7 @@ use weir::nic::any::AnyRx;
 use weir::nic::spec::{Group, NicSpec};
 use weir_schedulers::rt::{Runtime, Shutdown};
 
-use crate::PublisherArgs;
+use crate::{BusArgs, PublisherArgs, bus_summary};
 
 #[derive(clap::Args, Debug)]
 pub(crate) struct RunArgs {
@@ -51,6 +51,8 @@ pub(crate) struct RunArgs {
     quiet: bool,
     #[command(flatten)]
     publishers: PublisherArgs,
+    #[command(flatten)]
+    bus: BusArgs,
 }
 
 /// Set by SIGINT / SIGTERM: the run ends cleanly (DBN header written, stats reported).
@@ -109,7 +111,15 @@ pub(crate) fn run(args: RunArgs) -> ExitCode {
         },
         None => DbnFile::counting(),
     };
-    let poll_loop = PollLoop::with_observer(lines, args.publishers.config(), records, ())
+    // Created here, its pages first touched from the poll loop's CPU (its NUMA node).
+    let publisher = match args.bus.publisher(args.cpu) {
+        Ok(p) => p,
+        Err(e) => {
+            records.abandon();
+            return fail(1, e);
+        }
+    };
+    let poll_loop = PollLoop::with_observer(lines, args.publishers.config(), (records, publisher), ())
         .admit(&groups)
         .stop_when(StopWhen { idle_ns: args.idle_exit.map(|ms| ms * 1_000_000) });
     let live = poll_loop.live();
@@ -178,8 +188,13 @@ pub(crate) fn run(args: RunArgs) -> ExitCode {
     };
     let _ = runtime.shutdown(Shutdown::Cancel);
     let mut report: RunReport = finished.report();
-    report.replay.dbn_records = finished.books().sink().inner.counts();
-    let records = std::mem::replace(&mut finished.books_mut().sink_mut().inner, DbnFile::counting());
+    report.replay.dbn_records = finished.books().sink().inner.0.counts();
+    let records = std::mem::replace(&mut finished.books_mut().sink_mut().inner.0, DbnFile::counting());
+    let bus_line = finished.books_mut().sink_mut().inner.1.take().map(|p| {
+        let line = bus_summary(&p);
+        p.finish();
+        line
+    });
     if let Err(e) = records.finish(finished.books()) {
         return fail(1, format!("writing DBN: {e}"));
     }
@@ -195,7 +210,7 @@ pub(crate) fn run(args: RunArgs) -> ExitCode {
         }
     }
     if !args.quiet {
-        let text = summary(&report, args.out.as_deref());
+        let text = summary(&report, args.out.as_deref()) + bus_line.as_deref().unwrap_or("");
         // Like `weir replay`: the summary on stdout, unless the JSON has it.
         let _ = if args.stats_json.as_deref() == Some("-") {
             io::stderr().write_all(text.as_bytes())
