@@ -953,6 +953,10 @@ impl Case<'_> {
         if let Some(us) = self.bus_wake_us {
             opts.wake_interval = (us > 0).then(|| Duration::from_micros(us));
         }
+        // The bus's creation lock (`PATH.lock`) stays after the publisher: ours to remove too.
+        let mut lock = path.clone().into_os_string();
+        lock.push(".lock");
+        let _lock_cleanup = RemoveOnDrop(lock.into());
         let mut publisher = Publisher::create(&path, &opts).map_err(|e| e.to_string())?;
         let cleanup = RemoveOnDrop(path.clone());
         let mut child = self.spawn_consumer(&path)?;
