@@ -1,4 +1,4 @@
-//! `weir bench latency`: see `weir::harness`.
+//! `weir bench latency` (see `weir::harness`) and `weir bench bus` (see `bench_bus`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -12,6 +12,10 @@ pub(crate) enum BenchCommand {
     /// Wire-to-record latency: open-loop replay at fixed multiples of recorded pace through the
     /// poll loop, per-packet latency percentiles, with a peel-only baseline and the clock's floor.
     Latency(LatencyArgs),
+    /// The shared-memory bus: publish -> consumer-read latency across processes and cores, open
+    /// loop at several rates and record sizes, and throughput, with an in-process SPSC ring and a
+    /// Unix datagram socket as baselines in the same run.
+    Bus(crate::bench_bus::BusArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -44,7 +48,10 @@ pub(crate) struct LatencyArgs {
 }
 
 pub(crate) fn run(cmd: BenchCommand) -> ExitCode {
-    let BenchCommand::Latency(args) = cmd;
+    let args = match cmd {
+        BenchCommand::Latency(args) => args,
+        BenchCommand::Bus(args) => return crate::bench_bus::run(args),
+    };
     if let Some(cpu) = args.cpu
         && let Err(e) = weir_hw::pin::pin_current_thread(cpu)
     {

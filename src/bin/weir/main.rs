@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 mod bench;
+mod bench_bus;
 mod dag;
 mod record;
 mod run;
@@ -50,7 +51,7 @@ enum Command {
     Tail(tail::TailArgs),
     /// Capture a bus into a DBN file (waits for the bus; joins at its oldest record).
     Record(record::RecordArgs),
-    /// Measurement harnesses (`weir bench latency`).
+    /// Measurement harnesses (`weir bench latency`, `weir bench bus`).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
 }
