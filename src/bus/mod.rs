@@ -28,7 +28,9 @@ mod subscriber;
 use std::path::{Path, PathBuf};
 
 pub use publisher::{Publisher, PublisherOptions};
-pub use subscriber::{Delivery, Next, ProducerInfo, ProducerState, Subscriber, SubscriberOptions, SubscriberStats};
+pub use subscriber::{
+    Delivery, Next, ProducerInfo, ProducerState, Subscriber, SubscriberOptions, SubscriberStats, min_record_len,
+};
 pub use weir_schedulers::queue::broadcast::{Join, Resync};
 
 /// The directory bus names live in unless they are paths: `$WEIR_BUS_DIR`, else `/dev/shm/weir`

@@ -203,7 +203,7 @@ impl Publisher {
     /// Publishes one record given as bytes (checked: one whole DBN record).
     pub fn publish_bytes(&mut self, bytes: &[u8]) -> Result<u64, NotARecord> {
         let header_len = bytes.first().map_or(0, |&l| usize::from(l) * 4);
-        if bytes.len() < 16 || header_len != bytes.len() || bytes.len() < super::subscriber::min_len(bytes[1]) {
+        if bytes.len() < 16 || header_len != bytes.len() || bytes.len() < super::min_record_len(bytes[1]) {
             return Err(NotARecord { len: bytes.len(), header_len });
         }
         // At most 1020 bytes (checked above); the smallest ring takes 2032.

@@ -215,7 +215,7 @@ impl Subscriber {
                     self.pending_lost += lost + 1;
                     return Next::Corrupt { position: self.reader.cursor(), what: "entry is not one DBN record" };
                 }
-                if len < min_len(bytes[1]) {
+                if len < min_record_len(bytes[1]) {
                     // `RecordRef::get` would panic on it: not delivered.
                     self.bad_records += 1;
                     self.pending_lost += lost + 1;
@@ -355,7 +355,7 @@ impl Subscriber {
 }
 
 /// The size of a DBN v3 record of this rtype (16, a bare header, for rtypes `dbn` does not know).
-pub(super) fn min_len(rtype: u8) -> usize {
+pub fn min_record_len(rtype: u8) -> usize {
     use dbn::RType;
     use std::mem::size_of;
     #[allow(deprecated)]

@@ -90,13 +90,13 @@ pub(crate) fn run(args: RecordArgs) -> ExitCode {
                     spins = 0;
                     last_record = Instant::now();
                     let rec = d.record;
+                    if d.lost > 0 {
+                        eprintln!("weir record: lost {} records before bus record {} (lapped)", d.lost, d.seq);
+                    }
                     if let Err(what) = check_record(rec) {
                         malformed += 1;
                         eprintln!("weir record: bus record {}: {what}; not written", d.seq);
                         continue;
-                    }
-                    if d.lost > 0 {
-                        eprintln!("weir record: lost {} records before bus record {} (lapped)", d.lost, d.seq);
                     }
                     symbols.learn(rec);
                     publishers.insert(rec.header().publisher_id);
