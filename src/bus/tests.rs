@@ -161,6 +161,10 @@ fn a_restarted_producer_supersedes_the_old_file_and_is_followed() {
     let second_opts = small();
     let mut second = Publisher::create(&path, &second_opts).unwrap();
     assert_eq!(second.epoch(), 2);
+    // The old producer learns it at its next heartbeat.
+    first.tick();
+    second.tick();
+    assert!(first.superseded() && !second.superseded());
     second.publish(&trade(2));
     // The old file still yields what it had, then says it was superseded.
     assert!(matches!(sub.poll(), Next::Record(d) if d.seq == 0));

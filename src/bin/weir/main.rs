@@ -182,11 +182,16 @@ fn parse_bytes(text: &str) -> Result<u64, String> {
 /// One line about what went to the bus.
 pub(crate) fn bus_summary(publisher: &weir::bus::Publisher) -> String {
     format!(
-        "  bus: {} records ({} bytes) published to {} (epoch {})\n",
+        "  bus: {} records ({} bytes) published to {} (epoch {}){}\n",
         publisher.published(),
         publisher.bytes_written(),
         publisher.path().display(),
-        publisher.epoch()
+        publisher.epoch(),
+        if publisher.superseded() {
+            "; superseded during the run by a newer producer of that name (its consumers moved on)"
+        } else {
+            ""
+        }
     )
 }
 
