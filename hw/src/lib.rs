@@ -1,19 +1,32 @@
-//! weir's hardware side.
+//! weir's hardware side: what the machine is, which CPU does what, and the configuration other tools need.
 //!
-//! - [`topology`]: what the machine looks like, as plain values (`no_std`): CPUs with their core, package and
-//!   NUMA node. The scheduler orders its steal victims by it; the layout file (a later issue) is checked
-//!   against it.
-//! - [`pin`] (feature `std`, Linux): pin the calling thread to CPUs and read the pinning back.
-//!
-//! Discovery from `/sys` and `/proc` is not here yet: callers build a [`Topology`] themselves
-//! (or use [`Topology::flat`]).
+//! - [`topology`] (`no_std`): CPUs with their core, package and NUMA node, as the scheduler orders steal
+//!   victims by them. [`cpuset`] (`no_std`): CPU sets in the kernel's list format.
+//! - [`machine`] (`std`): the whole machine read from `/sys` and `/proc`, or from a copy of them under a
+//!   root directory (fixtures, and the tarball a user sends).
+//! - [`layout`] (`std`): the layout file (TOML) and its checks against a [`Machine`].
+//! - [`generate`] (`std`): DPDK EAL arguments, a systemd fragment, the kernel command line and an IRQ script,
+//!   generated from one layout.
+//! - [`pin`] (`std`, Linux): pin a thread and verify it.
 #![cfg_attr(not(feature = "std"), no_std)]
 #![warn(missing_docs)]
 
 extern crate alloc;
 
+pub mod cpuset;
+#[cfg(feature = "std")]
+pub mod generate;
+#[cfg(feature = "std")]
+pub mod layout;
+#[cfg(feature = "std")]
+pub mod machine;
 #[cfg(all(feature = "std", target_os = "linux"))]
 pub mod pin;
 pub mod topology;
 
+pub use cpuset::CpuSet;
+#[cfg(feature = "std")]
+pub use layout::Layout;
+#[cfg(feature = "std")]
+pub use machine::Machine;
 pub use topology::{Cpu, Topology};
