@@ -4,7 +4,7 @@
 //! node, IRQ affinities, and the clock.
 //!
 //! Everything here is plain data: [`Machine::discover`] fills it, tests build it by hand, and the layout
-//! checker ([`crate::layout`]) and the generators ([`crate::gen`]) only read it.
+//! checker ([`crate::layout`]) and the generators ([`crate::generate`]) only read it.
 
 use std::path::PathBuf;
 
@@ -12,6 +12,9 @@ use crate::cpuset::CpuSet;
 use crate::topology::{Cpu, Topology};
 
 /// One logical CPU ("PU" in hwloc's vocabulary).
+///
+/// The kernel removes `topology/` and `cache/` of an offline CPU, so for one [`Machine::discover`] fills
+/// placeholders: package and die 0, core = id, siblings = itself, no L3; `node` still comes from its link.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CpuInfo {
     /// OS CPU number.
@@ -75,7 +78,8 @@ pub struct NicInfo {
     pub ids: Option<String>,
     /// `numa_node`; `None` when the kernel says -1 (no affinity, as in a VM).
     pub numa_node: Option<u32>,
-    /// Rx queues the kernel driver exposes (`queues/rx-*` of the netdev), when there is a netdev.
+    /// Rx queues the kernel driver exposes (`queues/rx-*` of the netdev, summed over its netdevs), when
+    /// there is a netdev.
     pub rx_queues: Option<u32>,
 }
 
@@ -123,20 +127,21 @@ pub struct Machine {
     pub cpus: Vec<CpuInfo>,
     /// NUMA nodes, ascending; one node 0 holding every CPU on a kernel without NUMA.
     pub nodes: Vec<NodeInfo>,
-    /// `cpu/online`.
+    /// `cpu/online`. Discovery fails without it (or `cpu/present`): the root is not a machine's.
     pub online: CpuSet,
     /// `cpu/isolated` (from `isolcpus=`).
     pub isolated: CpuSet,
     /// `cpu/nohz_full`.
     pub nohz_full: CpuSet,
     /// The CPUs this process may run on (`Cpus_allowed_list` of `/proc/self/status`: affinity and cgroup
-    /// cpuset together).
+    /// cpuset together); the online CPUs when that file is absent.
     pub allowed: CpuSet,
     /// `/proc/cmdline`.
     pub cmdline: String,
     /// NICs, by PCI address then name.
     pub nics: Vec<NicInfo>,
-    /// IRQs, by number.
+    /// IRQs, by number; one whose `smp_affinity_list` cannot be read (a container masking `/proc/irq`) is
+    /// left out rather than guessed.
     pub irqs: Vec<IrqInfo>,
     /// The clock.
     pub clock: ClockInfo,

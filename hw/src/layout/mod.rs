@@ -3,7 +3,7 @@
 //! isolation policy.
 //!
 //! [`Layout::parse`] reads it, keeping each value's byte span so every [`Problem`] can name
-//! `file:line:col`; [`check`] validates it against a [`Machine`](crate::Machine). Nothing here starts a
+//! `file:line:col`; [`check()`] validates it against a [`Machine`](crate::Machine). Nothing here starts a
 //! thread: the runtime and the NIC layer take a checked layout.
 //!
 //! ```toml
