@@ -257,6 +257,18 @@ fn is_pci_address(name: &str) -> bool {
         && b.iter().enumerate().all(|(i, c)| matches!(i, 4 | 7 | 10) || c.is_ascii_hexdigit())
 }
 
+/// The PCI address of a netdev's (resolved) device: the device itself, or the parent of a virtio device
+/// (`.../0000:00:03.0/virtio2`). Not any further ancestor: a USB NIC under `.../0000:00:14.0/usb1/...` or an
+/// mlx5 subfunction is not that PCI function.
+fn pci_of_device(device: &Path) -> Option<&str> {
+    let name = device.file_name()?.to_str()?;
+    if is_pci_address(name) {
+        return Some(name);
+    }
+    let parent = device.parent()?.file_name()?.to_str()?;
+    (name.starts_with("virtio") && is_pci_address(parent)).then_some(parent)
+}
+
 /// The names `/proc/interrupts` ends a numeric IRQ line with, after the per-CPU counts, the chip name and
 /// the hardware IRQ (`5-edge` on x86, `27 Level` on arm64).
 fn irq_line(line: &str, ncpus: usize) -> Option<(u32, String)> {
@@ -490,8 +502,7 @@ fn nics(sys: &mut SysRoot) -> Result<Vec<NicInfo>> {
             continue;
         }
         let (real, _) = sys.resolve(&dev).map_err(|source| DiscoverError::Io { path: dev.clone(), source })?;
-        // A virtio netdev's device is `.../0000:00:03.0/virtio2`: the PCI address is an ancestor.
-        let pci = real.ancestors().filter_map(|p| p.file_name()?.to_str()).find(|n| is_pci_address(n));
+        let pci = pci_of_device(&real);
         let queues = sys.list(format!("{NET}/{name}/queues"), |n| {
             n.strip_prefix("rx-").is_some_and(|d| d.parse::<u32>().is_ok())
         })?;
@@ -636,6 +647,15 @@ mod tests {
             Some((1, "i8042, timer".to_string()))
         );
         assert_eq!(irq_line("LOC:   12467696   14548340   Local timer interrupts", 2), None);
+    }
+
+    #[test]
+    fn pci_of_a_netdev_device() {
+        let pci = |p: &str| pci_of_device(Path::new(p)).map(str::to_string);
+        assert_eq!(pci("sys/devices/pci0000:3a/0000:3a:00.0/0000:3b:00.0").as_deref(), Some("0000:3b:00.0"));
+        assert_eq!(pci("sys/devices/pci0000:00/0000:00:03.0/virtio2").as_deref(), Some("0000:00:03.0"));
+        assert_eq!(pci("sys/devices/pci0000:00/0000:00:14.0/usb1/1-1/1-1:1.0"), None);
+        assert_eq!(pci("sys/devices/pci0000:ae/0000:ae:00.0/0000:af:00.1/mlx5_core.sf.2"), None);
     }
 
     #[test]
