@@ -57,7 +57,7 @@ pub fn generate(layout: &Layout, machine: &Machine) -> Result<String, GenError> 
 
 /// The value of the last `key=` on the command line.
 fn current<'a>(cmdline: &'a str, key: &str) -> Option<&'a str> {
-    cmdline.split_whitespace().filter_map(|w| w.split_once('=')).filter(|(k, _)| *k == key).map(|(_, v)| v).last()
+    cmdline.split_whitespace().filter_map(|w| w.split_once('=')).filter(|(k, _)| *k == key).map(|(_, v)| v).next_back()
 }
 
 /// Whether two values of `key` mean the same partition.
