@@ -17,11 +17,16 @@
 //!   has one, else the first housekeeping CPU (never a hot CPU: EAL pins its own thread there). It is
 //!   always written out with `--main-lcore`, since EAL would otherwise take the lowest CPU of the list.
 //!   Lcore ids equal CPU ids (`-l`) while every CPU is below 128 (`RTE_MAX_LCORE` of Debian's build);
-//!   above that, `--lcores 0@MAIN,1@RX...` maps small lcore ids onto the CPUs.
-//! - **Devices**: `-a BDF` for every `[[nic]]` with `pci`; a `source = "dpdk:DEVICE,..."` becomes
-//!   `-a` for a PCI address, else `--vdev DEVICE,args` with weir's own `queue=`/`group=` options taken
-//!   out. `pcap:` and `udp:` sources are not DPDK ports: a comment says they were skipped. Without any
-//!   PCI port, `--no-pci` (EAL would otherwise probe every DPDK-bound device on the host).
+//!   above that, `--lcores 0@MAIN,1@RX...` maps small lcore ids onto the CPUs. (weir's rx threads are
+//!   its own, registered with `rte_thread_register`; the EAL worker threads of the rx lcores only wait,
+//!   blocked, for work weir never sends them.)
+//! - **Devices**: `-a BDF` for every `[[nic]]` with `pci`, after a comment with the port's node and
+//!   current driver on this machine (the layout check judges them; this only shows them). A
+//!   `source = "dpdk:DEVICE,..."` becomes `-a` for a PCI address, else `--vdev DEVICE,args` with weir's
+//!   own `queue=`/`group=` options taken out (a comment says to open it by name in weir then: weir
+//!   hot-plugs a vdev given with arguments itself, and a second creation fails). `pcap:` and `udp:`
+//!   sources are not DPDK ports: a comment says they were skipped. Without any PCI port, `--no-pci` (EAL
+//!   would otherwise probe every DPDK-bound device on the host).
 //! - **Memory**: `runtime.hugepages` → `--socket-mem` in MiB per node, in node order from 0 up to the
 //!   highest node of the machine or of the layout, `0` for a node without need. Without
 //!   `runtime.hugepages`: a layout with a PCI port gets no memory option (EAL's dynamic mode takes
@@ -100,8 +105,9 @@ pub fn generate(layout: &Layout, machine: &Machine) -> Result<String, GenError> 
         let nic_name = super::one_line(nic.name.get_ref());
         if let Some(pci) = &nic.pci {
             let addr = arg_value(layout, pci.get_ref(), pci.span(), "nic pci")?;
-            devices.push(format!("# nic {nic_name}: PCI port"));
-            devices.push(format!("-a {}", full_pci(&addr)));
+            let addr = full_pci(&addr);
+            devices.push(format!("# nic {nic_name}: PCI port{}", port_state(machine, &addr)));
+            devices.push(format!("-a {addr}"));
             continue;
         }
         let Some(source) = &nic.source else {
@@ -124,8 +130,9 @@ pub fn generate(layout: &Layout, machine: &Machine) -> Result<String, GenError> 
                     )));
                 }
                 if is_pci_address(dev_name) {
-                    devices.push(format!("# nic {nic_name}: PCI port (from its source)"));
-                    devices.push(format!("-a {}", full_pci(dev_name)));
+                    let addr = full_pci(dev_name);
+                    devices.push(format!("# nic {nic_name}: PCI port (from its source){}", port_state(machine, &addr)));
+                    devices.push(format!("-a {addr}"));
                 } else {
                     devices.push(format!(
                         "# nic {nic_name}: vdev {dev_name}, created by EAL at start; weir then opens it by name \
@@ -190,6 +197,14 @@ pub fn generate(layout: &Layout, machine: &Machine) -> Result<String, GenError> 
         out.push('\n');
     }
     Ok(out)
+}
+
+/// `, node N, bound to DRIVER now` for a port this machine has (empty for one it does not have).
+fn port_state(machine: &Machine, addr: &str) -> String {
+    let Some(nic) = machine.nic(addr) else { return ", not on this machine".to_owned() };
+    let node = nic.numa_node.map_or_else(|| "no NUMA node".to_owned(), |n| format!("node {n}"));
+    let driver = nic.driver.as_deref().map_or_else(|| "no driver".to_owned(), |d| format!("bound to {d}"));
+    format!(", {node}, {} now", super::one_line(&driver))
 }
 
 /// True when `text` survives whitespace splitting and shell word splitting unchanged.

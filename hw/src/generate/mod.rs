@@ -4,8 +4,8 @@
 //! | target | module | output |
 //! |---|---|---|
 //! | `eal` | [`eal`] | DPDK 22.11 EAL arguments, one option (with its value) per line |
-//! | `systemd` | [`systemd`] | a `[Service]` drop-in: `CPUAffinity`, `NUMAPolicy`/`NUMAMask`, `LimitMEMLOCK`, `WEIR_LAYOUT` |
-//! | `kernel-cmdline` | [`kernel_cmdline`] | `isolcpus nohz_full rcu_nocbs irqaffinity`, compared with `/proc/cmdline` |
+//! | `systemd` | [`systemd`] | a `[Service]` drop-in: `CPUAffinity`, `NUMAPolicy`, `LimitMEMLOCK`, `WEIR_LAYOUT` |
+//! | `kernel-cmdline` | [`kernel_cmdline`] | `isolcpus nohz_full rcu_nocbs irqaffinity`, and `/proc/cmdline`'s |
 //! | `irq` | [`irq`] | a POSIX `sh` script moving IRQs off the hot CPUs |
 //!
 //! Every output starts with a comment (the kernel command line's and the EAL's are `#` lines the reader
