@@ -159,10 +159,16 @@ impl Cx<'_> {
         free
     }
 
-    /// Housekeeping CPUs: `runtime.housekeeping` when it parses, else every online CPU without a hot role.
+    /// Housekeeping CPUs: `runtime.housekeeping` when it parses; else the machine's (online, neither
+    /// isolated nor nohz_full) without hot roles; else, when isolation covers everything, any online CPU
+    /// without a hot role.
     fn housekeeping(&self) -> CpuSet {
         let explicit = self.l.runtime.housekeeping.as_ref().and_then(|h| CpuSet::parse_list(h.get_ref()).ok());
-        explicit.unwrap_or_else(|| self.m.online.difference(&CpuSet::new(self.hot().iter().map(|p| p.cpu))))
+        explicit.unwrap_or_else(|| {
+            let hot = self.hot_set();
+            let kernel = self.m.housekeeping().difference(&hot);
+            if kernel.is_empty() { self.m.online.difference(&hot) } else { kernel }
+        })
     }
 }
 

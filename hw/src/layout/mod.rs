@@ -114,7 +114,9 @@ pub struct Runtime {
     /// Hugepages needed.
     pub hugepages: Option<HugepageNeed>,
     /// Housekeeping CPUs (kernel list format, `"0-1"`): where IRQs, RCU callbacks and other threads go.
-    /// Default: every online CPU without a hot role.
+    /// Default: the machine's housekeeping CPUs (online, neither isolated nor nohz_full) without a hot role,
+    /// or every online CPU without a hot role when isolation leaves none (changed: isolated CPUs are not
+    /// housekeeping, so IRQ fixes never point at them).
     pub housekeeping: Option<Spanned<String>>,
 }
 
