@@ -641,3 +641,64 @@ fn dag_partitions() {
     // Partitions are DAG workers too.
     assert_eq!(parse("[dag]\nworkers = [7]\npartitions = { node1 = [12] }\n").hot_cpus().to_string(), "7,12");
 }
+
+/// ECOSYSTEM.md 5.1's sketch, verbatim: it parses, and on this machine the checks say what is off.
+const SKETCH: &str = r#"[runtime]
+name          = "iex-fh-a"
+isolation     = "require"          # require | warn | ignore
+allow_smt_siblings_hot = false
+hugepages     = { size = "1G", per_node = { 0 = 4 } }
+
+[[nic]]
+name      = "feedA"
+pci       = "0000:3b:00.0"
+driver    = "vfio-pci"             # the binding we expect to find
+rx_queues = 2
+rx_desc   = 4096
+rx_hw_timestamp = "require"        # require | prefer | off
+
+[[core]]                           # one table per pinned thread
+cpu  = 4
+role = "rx"                        # rx | normalize | publish | dag-worker | telemetry
+nic  = "feedA"
+queues = [0, 1]
+
+[[core]]
+cpu  = 6
+role = "normalize"
+
+[[ring]]
+name      = "iex.deepplus.mbo"
+file      = "/dev/hugepages/iex.deepplus.mbo"   # on a hugetlbfs mount
+capacity  = "256MiB"               # power of two
+numa_node = 0
+producer  = 6                      # cpu of the writing thread
+heartbeat = "1ms"
+
+[dag]
+partitions = { node0 = [8, 10, 12], node1 = [20, 22] }
+
+[telemetry]
+cpu               = 1              # must be a housekeeping CPU
+prometheus_listen = "127.0.0.1:9464"
+histogram_interval = "1s"
+"#;
+
+#[test]
+fn the_ecosystem_sketch_parses_and_is_checked() {
+    let all = check_on(SKETCH, &machine());
+    let count = |name: &str| all.iter().filter(|p| p.check == name).count();
+    let driver = all.iter().find(|p| p.check == "nic-driver").expect("nic-driver");
+    assert_eq!(driver.line_col, Some(pos(SKETCH, "driver", "\"vfio-pci\"")));
+    // node0 = [8, 10, 12] sits on node 1 and node1 = [20, 22] on node 0 here; 20 and 22 are siblings of 4 and 6.
+    assert_eq!(count("dag-partitions"), 5, "{}", show(&all));
+    assert_eq!(count("hot-smt-siblings"), 2, "{}", show(&all));
+    assert_eq!(count("unknown-key") + count("queue-pollers") + count("ring-placement"), 0, "{}", show(&all));
+}
+
+#[test]
+fn single_bracket_array_tables_are_explained() {
+    let p = parse_err("[nic]\nname = \"feedA\"\n");
+    assert_eq!((p[0].check, p[0].line_col), ("wrong-type", Some((1, 1))), "{}", show(&p));
+    assert!(p[0].message.contains("written [[nic]], not [nic]"), "{}", p[0]);
+}

@@ -208,6 +208,12 @@ impl<'a> Walker<'a> {
                 let inner = if ctx.is_empty() { format!("[{}]", key.name) } else { format!("{ctx}.{}", key.name) };
                 self.table(&inner, v.span(), t, keys);
             }
+            (Kind::Tables(_), DeValue::Table(_)) => self.push(
+                "wrong-type",
+                v.span(),
+                format!("`{}` is a list of tables, written [[{}]], not [{}]", key.name, key.name, key.name),
+                format!("write [[{}]] (double brackets), one per item", key.name),
+            ),
             (Kind::Tables(keys), DeValue::Array(items)) => {
                 let inner = format!("[[{}]]", key.name);
                 for item in items.iter() {
