@@ -608,6 +608,9 @@ fn housekeeping() {
     let t = format!("[runtime]\nhousekeeping = \"\"\n{body}");
     one(&t, "housekeeping", (2, 16), &["leaves no online CPU without a hot role"]);
     none(&format!("[runtime]\nhousekeeping = \"0-3\"\n{body}"), "housekeeping");
+    let t = format!("[runtime]\nhousekeeping = \"0-3,12\"\n{body}");
+    let p = one(&t, "housekeeping", (2, 16), &["includes isolated CPUs 12"]);
+    assert_eq!(p.severity, Severity::Warning);
 
     // Without runtime.housekeeping: every online CPU hot leaves none.
     let mut m = machine();

@@ -991,6 +991,16 @@ fn housekeeping(cx: &mut Cx<'_>) {
             format!("remove {offline} from runtime.housekeeping"),
         );
     }
+    // Not wrong, but the kernel's own housekeeping (isolcpus) avoids them: say so.
+    let isolated = set.difference(&hot).intersection(&cx.m.isolated.union(&cx.m.nohz_full));
+    if !isolated.is_empty() {
+        cx.warn(
+            "housekeeping",
+            span.clone(),
+            format!("runtime.housekeeping {set} includes isolated CPUs {isolated} (isolcpus/nohz_full)"),
+            format!("remove {isolated} from runtime.housekeeping, or from isolcpus= and nohz_full="),
+        );
+    }
     if set.difference(&hot).intersection(&cx.m.online).is_empty() {
         cx.error(
             "housekeeping",
