@@ -73,7 +73,7 @@ struct Place {
     role: Role,
     /// The CPU value's span.
     span: Range<usize>,
-    /// Where it was written: `[[core]]`, `dag.workers`, `telemetry.cpu`.
+    /// Where it was written: `[[core]]`, `[dag]`, `telemetry.cpu`.
     source: &'static str,
 }
 
@@ -333,16 +333,16 @@ fn duplicate_name(cx: &mut Cx<'_>) {
 
 /// A NIC needs a `pci` address or a `source` to open.
 fn nic_source(cx: &mut Cx<'_>) {
-    for nic in &cx.l.nics {
+    let l = cx.l;
+    for nic in &l.nics {
         if nic.pci.is_none() && nic.source.is_none() {
             let name = nic.name.get_ref();
-            cx.out.push(cx.l.problem(
-                Severity::Error,
+            cx.error(
                 "nic-source",
-                Some(nic.name.span()),
+                nic.name.span(),
                 format!("nic {name} has neither `pci` nor `source`: weir cannot open it"),
                 "add pci = \"0000:3b:00.0\" (a port) or source = \"pcap:FILE\" / \"udp:GROUP:PORT\"".into(),
-            ));
+            );
         }
     }
 }
@@ -371,36 +371,36 @@ fn machine_nics(m: &Machine) -> String {
 
 /// A NIC's PCI address is on the machine.
 fn nic_present(cx: &mut Cx<'_>) {
+    let l = cx.l;
     let found = machine_nics(cx.m);
-    for nic in &cx.l.nics {
+    for nic in &l.nics {
         let Some(pci) = &nic.pci else { continue };
         if cx.m.nic(pci.get_ref()).is_none() {
-            cx.out.push(cx.l.problem(
-                Severity::Error,
+            cx.error(
                 "nic-present",
-                Some(pci.span()),
+                pci.span(),
                 format!("nic {}: no NIC at {} (found: {found})", nic.name.get_ref(), pci.get_ref()),
                 "check the address with `dpdk-devbind.py --status` or `lspci -D | grep -i ether`".into(),
-            ));
+            );
         }
     }
 }
 
 /// A NIC is bound to the driver the file expects.
 fn nic_driver(cx: &mut Cx<'_>) {
-    for nic in &cx.l.nics {
+    let l = cx.l;
+    for nic in &l.nics {
         let (Some(pci), Some(want)) = (&nic.pci, &nic.driver) else { continue };
         let Some(found) = cx.m.nic(pci.get_ref()) else { continue };
         if found.driver.as_deref() != Some(want.get_ref().as_str()) {
             let bdf = found.pci.as_deref().unwrap_or(pci.get_ref());
             let bound = found.driver.as_deref().map_or("no driver".to_string(), |d| d.to_string());
-            cx.out.push(cx.l.problem(
-                Severity::Error,
+            cx.error(
                 "nic-driver",
-                Some(want.span()),
+                want.span(),
                 format!("nic {} {bdf} is bound to {bound}, expected {}", nic.name.get_ref(), want.get_ref()),
                 format!("run dpdk-devbind.py -b {} {bdf}", want.get_ref()),
-            ));
+            );
         }
     }
 }
@@ -580,32 +580,31 @@ fn queue_pollers(cx: &mut Cx<'_>) {
 
 /// `rx_hw_timestamp` is `require`, `prefer` or `off`; `require` cannot be verified without DPDK running.
 fn rx_hw_timestamp(cx: &mut Cx<'_>) {
+    let l = cx.l;
     const ALLOWED: &[&str] = &["require", "prefer", "off"];
-    for nic in &cx.l.nics {
+    for nic in &l.nics {
         let Some(ts) = &nic.rx_hw_timestamp else { continue };
         let v = ts.get_ref().as_str();
         let name = nic.name.get_ref();
         if !ALLOWED.contains(&v) {
             let hint = suggest(v, ALLOWED.iter().copied()).map_or(String::new(), |s| format!("; did you mean `{s}`?"));
-            cx.out.push(cx.l.problem(
-                Severity::Error,
+            cx.error(
                 "rx-hw-timestamp",
-                Some(ts.span()),
+                ts.span(),
                 format!("nic {name}: rx_hw_timestamp is `{v}`, expected one of {}{hint}", quoted(ALLOWED)),
                 format!("use one of {}", quoted(ALLOWED)),
-            ));
+            );
         } else if v == "require" {
-            cx.out.push(cx.l.problem(
-                Severity::Warning,
+            cx.warn(
                 "rx-hw-timestamp",
-                Some(ts.span()),
+                ts.span(),
                 format!(
                     "nic {name}: rx_hw_timestamp=require cannot be checked here: the driver's \
                      RTE_ETH_RX_OFFLOAD_TIMESTAMP is checked at port start, which fails without it"
                 ),
                 "use \"prefer\" to fall back to software stamps, or keep \"require\" on a driver known to stamp (mlx5, ice)"
                     .into(),
-            ));
+            );
         }
     }
 }
