@@ -382,6 +382,9 @@ fn duplicate_name() {
     let t = format!("{RX4}{RX4}{}", rx(4));
     one(&t, "duplicate-name", (5, 8), &["nic feedA is declared twice (first at line 2)"]);
     none(&format!("{RX4}{}", rx(4)), "duplicate-name");
+    let r = "[[ring]]\nname = \"mbo\"\ncapacity = \"64MiB\"\n";
+    one(&format!("{r}{r}"), "duplicate-name", (5, 8), &["ring mbo is declared twice (first at line 2)"]);
+    none(r, "duplicate-name");
 }
 
 #[test]
@@ -457,6 +460,7 @@ fn rx_queues() {
 
     let t = format!("{RX4}[[core]]\ncpu = 4\nrole = \"rx\"\n");
     one(&t, "rx-queues", (6, 8), &["cpu 4 (role=rx) has no `nic`", "declared: feedA"]);
+    none(&format!("{RX4}{}", rx(4)), "rx-queues");
 
     let t = format!("{RX4}{}[[core]]\ncpu = 5\nrole = \"normalize\"\nqueues = [1]\n", rx(4));
     let p = one(&t, "rx-queues", (11, 10), &["only rx cores poll"]);

@@ -697,10 +697,9 @@ fn hugepages(cx: &mut Cx<'_>) {
                 span.clone(),
                 format!("need {pages}×{size} hugepages on node {id}, {free} free ({total} total)"),
                 format!(
-                    "reserve more: dpdk-hugepages.py -p {size} -n {id} -r {}{} (see dpdk-hugepages.py), or free pages \
+                    "reserve more: dpdk-hugepages.py -p {size} -n {id} -r {} (the node's new total), or free pages \
                      other processes hold",
-                    target * kib / if kib % (1024 * 1024) == 0 { 1024 * 1024 } else { 1024 },
-                    if kib % (1024 * 1024) == 0 { "G" } else { "M" }
+                    kib_name(target * kib)
                 ),
             );
         }

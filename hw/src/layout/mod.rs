@@ -332,7 +332,8 @@ impl Layout {
     /// Parse layout text; `path` is only used in messages.
     ///
     /// Every syntax error, unknown key (with a "did you mean"), wrong type, missing key and bad enum value
-    /// is reported at once, in file order; serde only runs on a tree that passed that walk.
+    /// is reported at once, in file order; serde only runs on a tree that passed that walk. Their check
+    /// names: `syntax`, `unknown-key`, `wrong-type`, `missing-key`, `invalid-value`.
     pub fn parse(path: &Path, source: String) -> Result<Layout, Vec<Problem>> {
         let error_at = |check: &'static str, span: Option<Range<usize>>, message: String, fix: String| Problem {
             severity: Severity::Error,
