@@ -32,6 +32,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 pub mod check;
+mod schema;
 
 pub use check::check;
 
@@ -113,7 +114,9 @@ pub struct Runtime {
     /// Hugepages needed.
     pub hugepages: Option<HugepageNeed>,
     /// Housekeeping CPUs (kernel list format, `"0-1"`): where IRQs, RCU callbacks and other threads go.
-    /// Default: every online CPU without a hot role.
+    /// Default: the machine's housekeeping CPUs (online, neither isolated nor nohz_full) without a hot role,
+    /// or every online CPU without a hot role when isolation leaves none (changed: isolated CPUs are not
+    /// housekeeping, so IRQ fixes never point at them).
     pub housekeeping: Option<Spanned<String>>,
 }
 
@@ -171,16 +174,46 @@ pub struct Ring {
     pub capacity: Spanned<toml::Value>,
     /// The node its memory should be on (default: the producer's).
     pub numa_node: Option<Spanned<u32>>,
-    /// CPU of the thread that writes it (its first touch places the pages).
+    /// CPU of the thread that writes it (its first touch places the pages): an `rx`, `normalize` or
+    /// `publish` core.
     pub producer: Option<Spanned<u32>>,
+    /// Producer heartbeat period (`"1ms"`), as ECOSYSTEM 5.1 writes it. Added: the sketch has it.
+    pub heartbeat: Option<Spanned<String>>,
 }
 
-/// `[dag]`.
+/// `[dag]`: `workers = [8, 10]`, or `partitions = { node0 = [8, 10], node1 = [20] }` (ECOSYSTEM 5.1),
+/// or both.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(from = "DagToml")]
 pub struct Dag {
-    /// The CPUs running DAG workers.
+    /// The CPUs running DAG workers: `workers`, then every partition's CPUs in key order. Its span is
+    /// `workers`' (or `partitions`' when there is no `workers`).
     pub workers: Spanned<Vec<Spanned<u32>>>,
+    /// Added with `partitions`: the partitions as written (`node0` → CPUs), checked against the nodes.
+    pub partitions: Option<Spanned<std::collections::BTreeMap<String, Vec<Spanned<u32>>>>>,
+}
+
+/// `[dag]` as written; either key may be missing (the schema walk requires one of them).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DagToml {
+    workers: Option<Spanned<Vec<Spanned<u32>>>>,
+    partitions: Option<Spanned<std::collections::BTreeMap<String, Vec<Spanned<u32>>>>>,
+}
+
+impl From<DagToml> for Dag {
+    fn from(t: DagToml) -> Self {
+        let span = match (&t.workers, &t.partitions) {
+            (Some(w), _) => w.span(),
+            (None, Some(p)) => p.span(),
+            (None, None) => 0..0,
+        };
+        let mut workers: Vec<Spanned<u32>> = t.workers.map(|w| w.into_inner()).unwrap_or_default();
+        if let Some(p) = &t.partitions {
+            workers.extend(p.get_ref().values().flatten().cloned());
+        }
+        Dag { workers: Spanned::new(span, workers), partitions: t.partitions }
+    }
 }
 
 /// `[telemetry]`.
@@ -189,6 +222,10 @@ pub struct Dag {
 pub struct Telemetry {
     /// The housekeeping CPU telemetry runs on.
     pub cpu: Spanned<u32>,
+    /// Added (ECOSYSTEM 5.1): the Prometheus endpoint (`"127.0.0.1:9464"`).
+    pub prometheus_listen: Option<Spanned<String>>,
+    /// Added (ECOSYSTEM 5.1): how often histograms are published (`"1s"`).
+    pub histogram_interval: Option<Spanned<String>>,
 }
 
 /// The file's top level, as serde sees it.
@@ -293,28 +330,54 @@ impl Layout {
     }
 
     /// Parse layout text; `path` is only used in messages.
+    ///
+    /// Every syntax error, unknown key (with a "did you mean"), wrong type, missing key and bad enum value
+    /// is reported at once, in file order; serde only runs on a tree that passed that walk. Their check
+    /// names: `syntax`, `unknown-key`, `wrong-type`, `missing-key`, `invalid-value`.
     pub fn parse(path: &Path, source: String) -> Result<Layout, Vec<Problem>> {
-        match toml::from_str::<LayoutToml>(&source) {
+        let error_at = |check: &'static str, span: Option<Range<usize>>, message: String, fix: String| Problem {
+            severity: Severity::Error,
+            check,
+            path: path.to_path_buf(),
+            line_col: span.map(|s| line_col(&source, s.start)),
+            message,
+            fix,
+        };
+        let (tree, errors) = toml::de::DeTable::parse_recoverable(&source);
+        if !errors.is_empty() {
+            let fix = "fix the TOML syntax here (strings need quotes, tables are `[name]` or `[[name]]`)";
+            let mut problems: Vec<Problem> = errors
+                .iter()
+                .map(|e| error_at("syntax", e.span(), e.message().trim().to_string(), fix.into()))
+                .collect();
+            // The parser's recovery cascades (an unclosed array errs on every following token): one per line.
+            problems.sort_by_key(|p| p.line_col);
+            problems.dedup_by_key(|p| p.line_col.map(|(line, _)| line));
+            return Err(problems);
+        }
+        let mut walker = schema::Walker::new(path, &source);
+        walker.document(&tree);
+        if !walker.problems.is_empty() {
+            let mut problems = walker.problems;
+            problems.sort_by_key(|p| p.line_col);
+            return Err(problems);
+        }
+        // The walk passed; serde can still refuse what it does not model (out-of-range numbers).
+        let parsed = LayoutToml::deserialize(toml::de::Deserializer::from(tree));
+        match parsed {
             Ok(t) => Ok(Layout {
                 path: path.to_path_buf(),
-                source,
                 runtime: t.runtime,
                 nics: t.nic,
                 cores: t.core,
                 rings: t.ring,
                 dag: t.dag,
                 telemetry: t.telemetry,
+                source,
             }),
             Err(e) => {
-                let line_col = e.span().map(|s| line_col(&source, s.start));
-                Err(vec![Problem {
-                    severity: Severity::Error,
-                    check: "syntax",
-                    path: path.to_path_buf(),
-                    line_col,
-                    message: e.message().trim().to_string(),
-                    fix: String::new(),
-                }])
+                let fix = "correct this value".to_string();
+                Err(vec![error_at("wrong-type", e.span(), e.message().trim().to_string(), fix)])
             }
         }
     }
