@@ -11,6 +11,8 @@
 //! - [`dbn_out`]: DBN v3 files (`weir replay --out`) from `weir_feeds::normalize`'s records.
 //! - [`book_view`]: one symbol's books, as `weir book` prints them.
 //! - [`bus`]: DBN records to other processes through a shared-memory broadcast ring.
+//! - [`pipeline`]: a layout file checked against the machine, turned into what starts: rx threads, rings,
+//!   DAG workers.
 
 pub mod book_view;
 pub mod bus;
@@ -20,4 +22,5 @@ pub mod harness;
 pub mod jsonl;
 pub mod lcore;
 pub mod nic;
+pub mod pipeline;
 pub mod replay;

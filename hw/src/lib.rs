@@ -25,6 +25,10 @@ pub mod layout;
 pub mod machine;
 #[cfg(all(feature = "std", target_os = "linux"))]
 pub mod pin;
+#[cfg(feature = "std")]
+pub mod propose;
+#[cfg(feature = "std")]
+pub mod report;
 pub mod topology;
 
 pub use cpuset::CpuSet;

@@ -132,7 +132,8 @@ fn at(layout: &Layout, span: Range<usize>) -> String {
 }
 
 /// The housekeeping CPUs: `runtime.housekeeping`, or every online CPU that is not hot. Never empty and
-/// never overlapping the hot CPUs.
+/// never overlapping the hot CPUs. Unlike `check`'s default (which also leaves out CPUs the *running* kernel
+/// isolates), the generated configs re-partition the machine: isolated becomes exactly the hot set.
 fn housekeeping(layout: &Layout, machine: &Machine) -> Result<CpuSet, GenError> {
     let hot = layout.hot_cpus();
     match &layout.runtime.housekeeping {

@@ -706,28 +706,6 @@ fn hugepages(cx: &mut Cx<'_>) {
     }
 }
 
-/// A ring capacity in bytes: an integer, or a number with `K`/`M`/`G` (binary, `KiB`/`KB` alike).
-fn capacity_bytes(v: &toml::Value) -> Option<u64> {
-    match v {
-        toml::Value::Integer(n) => u64::try_from(*n).ok(),
-        toml::Value::String(s) => {
-            let t = s.trim();
-            let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-            let (n, unit) = t.split_at(split);
-            let n: u64 = n.parse().ok()?;
-            let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-                "" | "b" => 1,
-                "k" | "kb" | "kib" => 1 << 10,
-                "m" | "mb" | "mib" => 1 << 20,
-                "g" | "gb" | "gib" => 1 << 30,
-                _ => return None,
-            };
-            n.checked_mul(mult)
-        }
-        _ => None,
-    }
-}
-
 /// Paths on tmpfs or hugetlbfs by convention: the machine's mounts are not modelled, so this goes by prefix.
 const MEMORY_PATHS: &[&str] = &["/dev/shm/", "/dev/hugepages", "/mnt/huge", "/run/", "/hugepages"];
 
@@ -742,7 +720,7 @@ fn ring_placement(cx: &mut Cx<'_>) {
             toml::Value::Integer(n) => n.to_string(),
             other => format!("{other:?}"),
         };
-        match capacity_bytes(cap) {
+        match super::capacity_bytes(cap) {
             None => cx.error(
                 "ring-placement",
                 ring.capacity.span(),
@@ -870,7 +848,10 @@ fn irq_on_hot_cpu(cx: &mut Cx<'_>) {
                 "irq-on-hot-cpu",
                 p.span.clone(),
                 format!("{} IRQs may run on cpu {cpu} (role={role}): {numbers}", irqs.len()),
-                format!("for n in {numbers}: echo {hk} > /proc/irq/$n/smp_affinity_list, {ban}"),
+                format!(
+                    "for n in {}; do echo {hk} > /proc/irq/$n/smp_affinity_list; done (or `weir hw gen --target irq`), {ban}",
+                    numbers.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(" ")
+                ),
             );
         }
     }

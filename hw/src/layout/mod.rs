@@ -228,6 +228,35 @@ pub struct Telemetry {
     pub histogram_interval: Option<Spanned<String>>,
 }
 
+/// A ring capacity in bytes: an integer, or a number with `K`/`M`/`G` (binary, `KiB`/`KB` alike).
+pub(crate) fn capacity_bytes(v: &toml::Value) -> Option<u64> {
+    match v {
+        toml::Value::Integer(n) => u64::try_from(*n).ok(),
+        toml::Value::String(s) => {
+            let t = s.trim();
+            let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+            let (n, unit) = t.split_at(split);
+            let n: u64 = n.parse().ok()?;
+            let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+                "" | "b" => 1,
+                "k" | "kb" | "kib" => 1 << 10,
+                "m" | "mb" | "mib" => 1 << 20,
+                "g" | "gb" | "gib" => 1 << 30,
+                _ => return None,
+            };
+            n.checked_mul(mult)
+        }
+        _ => None,
+    }
+}
+
+impl Ring {
+    /// The capacity in bytes (`"64MiB"`, `"1G"`, an integer), when it is a size; `check` reports when not.
+    pub fn capacity_bytes(&self) -> Option<u64> {
+        capacity_bytes(self.capacity.get_ref())
+    }
+}
+
 /// The file's top level, as serde sees it.
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]
 #[serde(deny_unknown_fields)]

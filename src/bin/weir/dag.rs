@@ -62,6 +62,10 @@ pub(crate) struct GraphArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
+    /// Take the workers from this layout file's `[dag]` (checked against this machine first; any error: nothing
+    /// starts), with the machine's topology for the steal order.
+    #[arg(long, value_name = "LAYOUT.toml", conflicts_with_all = ["workers", "cpus"])]
+    layout: Option<PathBuf>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -179,7 +183,27 @@ fn default_workers() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
+/// The layout's DAG runtime builder and worker count.
+fn layout_runtime(path: &std::path::Path) -> Result<(weir_schedulers::rt::Builder, usize), String> {
+    let layout = weir_hw::Layout::load(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?
+        .map_err(|problems| crate::hw::problem_list(&problems))?;
+    let machine = weir_hw::Machine::discover(std::path::Path::new("/")).map_err(|e| e.to_string())?;
+    let validated =
+        weir::pipeline::Validated::new(layout, machine).map_err(|problems| crate::hw::problem_list(&problems))?;
+    for w in validated.warnings() {
+        eprintln!("{w}");
+    }
+    let workers = validated.dag_workers().len();
+    let builder = validated.dag_runtime().ok_or_else(|| format!("{}: no [dag] workers", path.display()))?;
+    Ok((builder, workers))
+}
+
 fn runtime(args: &GraphArgs, workers: usize) -> Result<Runtime, String> {
+    if let Some(path) = &args.layout {
+        let (builder, n) = layout_runtime(path)?;
+        return builder.build().map_err(|e| format!("cannot start the layout's {n} DAG workers: {e}"));
+    }
     let builder = Runtime::builder().name("dag");
     let builder = match worker_cpus(args, workers)? {
         Some(cpus) => builder.workers(cpus),
@@ -206,6 +230,8 @@ fn run_graph(args: RunArgs) -> ExitCode {
         Ok(rt) => rt,
         Err(e) => return usage("run", e),
     };
+    // `--layout` decides the worker count.
+    let workers = rt.handle().worker_numa_nodes().len();
     let machine = Machine::new(rt.handle().worker_numa_nodes());
     let partition = match partitioner.partition(&graph, &machine) {
         Ok(p) => p,

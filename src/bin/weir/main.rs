@@ -10,6 +10,7 @@ use std::process::ExitCode;
 mod bench;
 mod bench_bus;
 mod dag;
+mod hw;
 mod record;
 mod run;
 mod send;
@@ -51,6 +52,10 @@ enum Command {
     Tail(tail::TailArgs),
     /// Capture a bus into a DBN file (waits for the bus; joins at its oldest record).
     Record(record::RecordArgs),
+    /// The hardware side: topology (`show`), a layout file checked against the machine (`check`), configs
+    /// generated from it (`gen`), a proposed layout (`propose`), a copy of /sys and /proc to send (`snapshot`).
+    #[command(subcommand)]
+    Hw(hw::HwCommand),
     /// Measurement harnesses (`weir bench latency`, `weir bench bus`).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -214,6 +219,7 @@ fn main() -> ExitCode {
         Command::Record(args) => record::run(args),
         Command::Bench(cmd) => bench::run(cmd),
         Command::Dag(cmd) => dag::run(cmd),
+        Command::Hw(cmd) => hw::run(cmd),
     }
 }
 

@@ -21,14 +21,23 @@ use crate::{BusArgs, PublisherArgs, bus_summary};
 pub(crate) struct RunArgs {
     /// The A line: `pcap:FILE[,pace=max|recorded|xN]`, `udp:GROUP:PORT[,iface=NAME]` or
     /// `dpdk:DEVICE[,queue=0][,group=GROUP:PORT]` (queue 0 only: no traffic steering yet).
-    #[arg(long, value_name = "SPEC")]
-    nic: String,
+    /// Required unless `--layout` gives it.
+    #[arg(long, value_name = "SPEC", required_unless_present = "layout")]
+    nic: Option<String>,
     /// The B line of the same feed: the first copy of each segment wins.
     #[arg(long = "b-nic", value_name = "SPEC")]
     b_nic: Option<String>,
     /// Pin the poll loop's worker to this CPU (unpinned by default).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", conflicts_with = "layout")]
     cpu: Option<u32>,
+    /// Start from a layout file, checked against this machine first (any error: nothing starts, exit 2): the
+    /// rx core's CPU, its NIC (`source`, or `dpdk:PCI`) and the ring it produces (`--bus` default) come
+    /// from it.
+    #[arg(long, value_name = "LAYOUT.toml")]
+    layout: Option<PathBuf>,
+    /// With `--layout`: which rx core to run (its CPU; default: the layout's first rx core).
+    #[arg(long, value_name = "CPU", requires = "layout")]
+    rx_cpu: Option<u32>,
     /// Write the DBN records to OUT (`.dbn`, or `.dbn.zst` for zstd).
     #[arg(long, value_name = "OUT.dbn[.zst]")]
     out: Option<PathBuf>,
@@ -75,17 +84,24 @@ fn catch_signals() {
     }
 }
 
-pub(crate) fn run(args: RunArgs) -> ExitCode {
+pub(crate) fn run(mut args: RunArgs) -> ExitCode {
     let fail = |code: u8, msg: String| {
         eprintln!("weir run: {msg}");
         ExitCode::from(code)
     };
-    let mut specs = vec![args.nic.as_str()];
-    specs.extend(args.b_nic.as_deref());
-    let specs: Vec<NicSpec> = match specs.iter().map(|s| NicSpec::parse(s)).collect() {
-        Ok(s) => s,
-        Err(e) => return fail(2, e.to_string()),
-    };
+    let mut specs: Vec<NicSpec> = Vec::new();
+    if let Some(path) = args.layout.clone() {
+        match from_layout(&path, &mut args) {
+            Ok(spec) => specs.push(spec),
+            Err(e) => return fail(2, e),
+        }
+    }
+    for text in args.nic.iter().chain(&args.b_nic) {
+        match NicSpec::parse(text) {
+            Ok(spec) => specs.push(spec),
+            Err(e) => return fail(2, e.to_string()),
+        }
+    }
     if let Some(cpu) = args.cpu
         && let Err(e) = check_cpu(cpu)
     {
@@ -219,6 +235,43 @@ pub(crate) fn run(args: RunArgs) -> ExitCode {
         };
     }
     ExitCode::SUCCESS
+}
+
+/// Check the layout on this machine and take the rx core's CPU, NIC and ring from it. With `--nic` too, the
+/// layout's NIC is the A line and `--nic` ... is refused: one source of truth.
+fn from_layout(path: &std::path::Path, args: &mut RunArgs) -> Result<NicSpec, String> {
+    if args.nic.is_some() {
+        return Err("--nic and --layout: the layout names the NIC; give one or the other".into());
+    }
+    let layout = weir_hw::Layout::load(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?
+        .map_err(|problems| crate::hw::problem_list(&problems))?;
+    let machine = weir_hw::Machine::discover(std::path::Path::new("/")).map_err(|e| e.to_string())?;
+    let validated =
+        weir::pipeline::Validated::new(layout, machine).map_err(|problems| crate::hw::problem_list(&problems))?;
+    if !args.quiet {
+        for w in validated.warnings() {
+            eprintln!("{w}");
+        }
+    }
+    let rx = validated.rx()?;
+    let plan = match args.rx_cpu {
+        Some(cpu) => rx
+            .into_iter()
+            .find(|p| p.cpu == cpu)
+            .ok_or_else(|| format!("--rx-cpu {cpu}: no rx core on that CPU in {}", path.display()))?,
+        None => rx.into_iter().next().ok_or_else(|| format!("{}: no [[core]] with role = \"rx\"", path.display()))?,
+    };
+    args.cpu = Some(plan.cpu);
+    if args.bus.bus.is_none()
+        && let Some(ring) = &plan.ring
+    {
+        args.bus.bus = Some(ring.clone());
+        if let Some(bytes) = validated.ring_capacity(ring) {
+            args.bus.bus_capacity = bytes;
+        }
+    }
+    Ok(plan.spec)
 }
 
 fn check_cpu(cpu: u32) -> Result<(), String> {
