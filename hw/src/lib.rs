@@ -8,7 +8,7 @@
 //! - [`layout`] (`std`): the layout file (TOML) and its checks against a [`Machine`].
 //! - [`generate`] (`std`): DPDK EAL arguments, a systemd fragment, the kernel command line and an IRQ script,
 //!   generated from one layout.
-//! - [`pin`] (`std`, Linux): pin a thread and verify it.
+//! - [`pin`] (`std`, Linux): pin a thread and verify it. [`pci`]: PCI address forms.
 #![cfg_attr(not(feature = "std"), no_std)]
 #![warn(missing_docs)]
 
@@ -23,6 +23,7 @@ pub mod generate;
 pub mod layout;
 #[cfg(feature = "std")]
 pub mod machine;
+pub mod pci;
 #[cfg(all(feature = "std", target_os = "linux"))]
 pub mod pin;
 #[cfg(feature = "std")]

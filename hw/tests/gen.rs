@@ -20,79 +20,20 @@ use weir_hw::generate::{GenError, Target, generate};
 use weir_hw::layout::Layout;
 use weir_hw::machine::{CpuInfo, HugePages, IrqInfo, Machine, NicInfo, NodeInfo};
 
-fn set(list: &str) -> CpuSet {
-    CpuSet::parse_list(list).unwrap()
-}
+mod common;
 
-/// Two packages and nodes, 32 CPUs with SMT siblings N and N+16; node 0 = 0-7,16-23, node 1 =
-/// 8-15,24-31; isolated 4-7,12-15; CPU 31 offline; an ice port on node 0 and a vfio-pci port on node 1;
-/// 1G hugepages; two IRQs; a command line with only `isolcpus=4-7`.
+use common::set;
+
+/// The shared two-socket machine, with what these goldens were written against: no nohz_full, a command
+/// line with only `isolcpus=4-7`, 32 queues on the ice port, a ttyS0 IRQ on housekeeping CPUs, no clock.
 fn two_socket() -> Machine {
-    let cpus = (0..32)
-        .map(|id| {
-            let base = id % 16;
-            let node = base / 8;
-            CpuInfo {
-                id,
-                package: node,
-                die: 0,
-                core: base % 8,
-                node,
-                l3: Some(node),
-                l3_kib: Some(32768),
-                smt_siblings: CpuSet::new([base, base + 16]),
-                online: id != 31,
-            }
-        })
-        .collect();
-    let node = |id: u32, cpus: &str| NodeInfo {
-        id,
-        cpus: set(cpus),
-        distances: if id == 0 { vec![10, 21] } else { vec![21, 10] },
-        mem_total_kib: Some(64 << 20),
-        hugepages: vec![
-            HugePages { size_kib: 2048, total: 0, free: 0 },
-            HugePages { size_kib: 1 << 20, total: 4, free: 4 },
-        ],
-    };
-    Machine {
-        root: PathBuf::from("/"),
-        cpus,
-        nodes: vec![node(0, "0-7,16-23"), node(1, "8-15,24-30")],
-        online: set("0-30"),
-        isolated: set("4-7,12-15"),
-        nohz_full: CpuSet::empty(),
-        allowed: set("0-30"),
-        cmdline: "BOOT_IMAGE=/boot/vmlinuz-6.1.0-18-amd64 root=UUID=4f1c ro quiet isolcpus=4-7".into(),
-        nics: vec![
-            NicInfo {
-                pci: Some("0000:3b:00.0".into()),
-                netdevs: vec!["ens1f0".into()],
-                driver: Some("ice".into()),
-                ids: Some("8086:159b".into()),
-                numa_node: Some(0),
-                rx_queues: Some(32),
-            },
-            NicInfo {
-                pci: Some("0000:af:00.0".into()),
-                netdevs: vec![],
-                driver: Some("vfio-pci".into()),
-                ids: Some("15b3:101d".into()),
-                numa_node: Some(1),
-                rx_queues: None,
-            },
-        ],
-        irqs: vec![
-            IrqInfo { number: 30, name: "ttyS0".into(), affinity: set("0-3"), effective: Some(set("0")) },
-            IrqInfo {
-                number: 142,
-                name: "mlx5_comp3@pci:0000:af:00.1".into(),
-                affinity: set("12"),
-                effective: Some(set("12")),
-            },
-        ],
-        clock: Default::default(),
-    }
+    let mut m = common::two_socket();
+    m.nohz_full = CpuSet::empty();
+    m.cmdline = "BOOT_IMAGE=/boot/vmlinuz-6.1.0-18-amd64 root=UUID=4f1c ro quiet isolcpus=4-7".into();
+    m.nics[0].rx_queues = Some(32);
+    m.irqs.insert(0, IrqInfo { number: 30, name: "ttyS0".into(), affinity: set("0-3"), effective: Some(set("0")) });
+    m.clock = Default::default();
+    m
 }
 
 const TWO_SOCKET_LAYOUT: &str = r#"

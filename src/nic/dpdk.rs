@@ -620,18 +620,6 @@ pub fn open_rx(device: &str, queue: u16, groups: &[Group], eal_args: &[String]) 
     Port::open(device, &config, eal_args)?.rx(0)
 }
 
-/// Whether `name` looks like a PCI address: `DDDD:BB:DD.F` or `BB:DD.F` (hex).
-fn is_pci_address(name: &str) -> bool {
-    let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit());
-    let parts: Vec<&str> = name.split(':').collect();
-    let (bus, devfn) = match parts.as_slice() {
-        [dom, bus, devfn] if hex(dom, 4) => (*bus, *devfn),
-        [bus, devfn] => (*bus, *devfn),
-        _ => return false,
-    };
-    matches!(devfn.split_once('.'), Some((d, f)) if hex(d, 2) && hex(f, 1)) && hex(bus, 2)
-}
-
 /// The group's multicast MAC: `01:00:5e` + the low 23 bits of the address (RFC 1112 §6.4).
 pub fn mcast_mac(group: Ipv4Addr) -> [u8; 6] {
     let o = group.octets();
@@ -743,7 +731,7 @@ impl Port {
         if name.is_empty() {
             return Err(invalid("empty device name".into()));
         }
-        let name = if is_pci_address(name) && name.len() == 7 { format!("0000:{name}") } else { name.to_owned() };
+        let name = weir_hw::pci::full_pci_address(name);
         let c_name = CString::new(name.as_str()).map_err(|_| invalid("device name contains a NUL".into()))?;
         let mut unwind = Unwind { _open: open, id: None, vdev: None, pool: ptr::null_mut(), claimed: None };
 
@@ -751,7 +739,7 @@ impl Port {
         let existing = if dev_args.is_none() { port_by_name(&c_name) } else { None };
         let (id, hotplugged) = match existing {
             Some(id) => (id, false),
-            None if is_pci_address(&name) => {
+            None if weir_hw::pci::is_pci_address(&name) => {
                 return Err(DpdkError::NotFound {
                     device: device.to_owned(),
                     hint: format!(
@@ -1443,16 +1431,6 @@ impl TxQueue for DpdkTx {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn pci_addresses() {
-        for yes in ["0000:3b:00.0", "3b:00.0", "abcd:ff:1f.7"] {
-            assert!(is_pci_address(yes), "{yes}");
-        }
-        for no in ["net_pcap0", "3b:00", "0000:3b:00.10", "x000:3b:00.0", "eth0", ""] {
-            assert!(!is_pci_address(no), "{no}");
-        }
-    }
 
     #[test]
     fn multicast_macs() {

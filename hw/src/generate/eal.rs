@@ -38,6 +38,7 @@ use std::fmt::Write;
 
 use super::{GenError, Target, at, header, housekeeping};
 use crate::layout::Role;
+use crate::pci::{full_pci_address, is_pci_address};
 use crate::{CpuSet, Layout, Machine};
 
 /// Lcore ids at or above this do not exist in Debian's DPDK 22.11 build (`RTE_MAX_LCORE`).
@@ -105,7 +106,7 @@ pub fn generate(layout: &Layout, machine: &Machine) -> Result<String, GenError> 
         let nic_name = super::one_line(nic.name.get_ref());
         if let Some(pci) = &nic.pci {
             let addr = arg_value(layout, pci.get_ref(), pci.span(), "nic pci")?;
-            let addr = full_pci(&addr);
+            let addr = full_pci_address(&addr);
             devices.push(format!("# nic {nic_name}: PCI port{}", port_state(machine, &addr)));
             devices.push(format!("-a {addr}"));
             continue;
@@ -130,7 +131,7 @@ pub fn generate(layout: &Layout, machine: &Machine) -> Result<String, GenError> 
                     )));
                 }
                 if is_pci_address(dev_name) {
-                    let addr = full_pci(dev_name);
+                    let addr = full_pci_address(dev_name);
                     devices.push(format!("# nic {nic_name}: PCI port (from its source){}", port_state(machine, &addr)));
                     devices.push(format!("-a {addr}"));
                 } else {
@@ -237,23 +238,7 @@ fn page_mib(size: &str) -> Option<u64> {
     (n > 0).then_some(n * mult)
 }
 
-/// Whether `name` looks like a PCI address: `DDDD:BB:DD.F` or `BB:DD.F` (hex), as weir's DPDK layer
-/// decides it.
-fn is_pci_address(name: &str) -> bool {
-    let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit());
-    let parts: Vec<&str> = name.split(':').collect();
-    let (bus, devfn) = match parts.as_slice() {
-        [dom, bus, devfn] if hex(dom, 4) => (*bus, *devfn),
-        [bus, devfn] => (*bus, *devfn),
-        _ => return false,
-    };
-    matches!(devfn.split_once('.'), Some((d, f)) if hex(d, 2) && hex(f, 1)) && hex(bus, 2)
-}
 
-/// A PCI address with its domain (`3b:00.0` → `0000:3b:00.0`); anything else unchanged.
-fn full_pci(addr: &str) -> String {
-    if is_pci_address(addr) && addr.len() == 7 { format!("0000:{addr}") } else { addr.to_owned() }
-}
 
 #[cfg(test)]
 mod tests {
@@ -270,12 +255,4 @@ mod tests {
         assert_eq!(page_mib("0G"), None);
     }
 
-    #[test]
-    fn pci_addresses() {
-        assert!(is_pci_address("0000:3b:00.0"));
-        assert!(is_pci_address("3b:00.0"));
-        assert!(!is_pci_address("net_pcap0"));
-        assert_eq!(full_pci("3b:00.0"), "0000:3b:00.0");
-        assert_eq!(full_pci("0000:af:00.1"), "0000:af:00.1");
-    }
 }

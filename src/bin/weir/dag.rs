@@ -185,15 +185,7 @@ fn default_workers() -> usize {
 
 /// The layout's DAG runtime builder and worker count.
 fn layout_runtime(path: &std::path::Path) -> Result<(weir_schedulers::rt::Builder, usize), String> {
-    let layout = weir_hw::Layout::load(path)
-        .map_err(|e| format!("{}: {e}", path.display()))?
-        .map_err(|problems| crate::hw::problem_list(&problems))?;
-    let machine = weir_hw::Machine::discover(std::path::Path::new("/")).map_err(|e| e.to_string())?;
-    let validated =
-        weir::pipeline::Validated::new(layout, machine).map_err(|problems| crate::hw::problem_list(&problems))?;
-    for w in validated.warnings() {
-        eprintln!("{w}");
-    }
+    let validated = crate::hw::validated_layout(path, false)?;
     let workers = validated.dag_workers().len();
     let builder = validated.dag_runtime().ok_or_else(|| format!("{}: no [dag] workers", path.display()))?;
     Ok((builder, workers))

@@ -143,6 +143,20 @@ fn print_problems(problems: &[Problem]) {
     let _ = writeln!(err, "{} error(s), {} warning(s)", errors, problems.len() - errors);
 }
 
+/// A layout file checked against this machine, its warnings printed unless `quiet`; any error (or an unreadable
+/// file) is the message to exit 2 with: nothing starts from a layout that fails its check.
+pub(crate) fn validated_layout(path: &Path, quiet: bool) -> Result<weir::pipeline::Validated, String> {
+    let layout = Layout::load(path).map_err(|e| format!("{}: {e}", path.display()))?.map_err(|p| problem_list(&p))?;
+    let machine = discover(Path::new("/"))?;
+    let validated = weir::pipeline::Validated::new(layout, machine).map_err(|p| problem_list(&p))?;
+    if !quiet {
+        for w in validated.warnings() {
+            eprintln!("{w}");
+        }
+    }
+    Ok(validated)
+}
+
 /// A failed check as one error message, for commands that start from a layout.
 pub(crate) fn problem_list(problems: &[Problem]) -> String {
     let list: Vec<String> = problems.iter().map(ToString::to_string).collect();

@@ -237,23 +237,13 @@ pub(crate) fn run(mut args: RunArgs) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// Check the layout on this machine and take the rx core's CPU, NIC and ring from it. With `--nic` too, the
-/// layout's NIC is the A line and `--nic` ... is refused: one source of truth.
+/// Check the layout on this machine and take the rx core's CPU, NIC and ring from it. `--nic` with `--layout`
+/// is refused: one source of truth.
 fn from_layout(path: &std::path::Path, args: &mut RunArgs) -> Result<NicSpec, String> {
     if args.nic.is_some() {
         return Err("--nic and --layout: the layout names the NIC; give one or the other".into());
     }
-    let layout = weir_hw::Layout::load(path)
-        .map_err(|e| format!("{}: {e}", path.display()))?
-        .map_err(|problems| crate::hw::problem_list(&problems))?;
-    let machine = weir_hw::Machine::discover(std::path::Path::new("/")).map_err(|e| e.to_string())?;
-    let validated =
-        weir::pipeline::Validated::new(layout, machine).map_err(|problems| crate::hw::problem_list(&problems))?;
-    if !args.quiet {
-        for w in validated.warnings() {
-            eprintln!("{w}");
-        }
-    }
+    let validated = crate::hw::validated_layout(path, args.quiet)?;
     let rx = validated.rx()?;
     let plan = match args.rx_cpu {
         Some(cpu) => rx
