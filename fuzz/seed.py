@@ -8,6 +8,7 @@ sequencer/ a few headers-only inputs
 normalize/ message-chunk streams per feed
 dag_file/  edge lists (with and without costs, comments, CRLF), JSON graphs, cycles, near-misses
 bus_file/  ring counters + data of a 4 KiB bus (the bytes from offset 256 of the file): wrapped, padded, torn
+layout/    the example layout files and near-misses, CPU lists and masks
 """
 import gzip, hashlib, os, struct, sys
 
@@ -178,5 +179,17 @@ put("bus_file", bus_ring(500, rec_len=80))
 put("bus_file", bus_ring(300, rec_len=1020))
 put("bus_file", bus_ring(200, tear=64))
 put("bus_file", bus_ring(0))
+
+# layout/: the example layouts, the 5.1 sketch's keys, CPU lists, and near-misses (typos, wrong types).
+root = os.path.join(here, "..")
+for name in sorted(os.listdir(os.path.join(root, "examples", "layouts"))):
+    with open(os.path.join(root, "examples", "layouts", name), "rb") as f:
+        text = f.read()
+    put("layout", text)
+    put("layout", text.replace(b"rx_queues", b"rx_queus").replace(b"cpu = 1", b"cpu = 47"))
+put("layout", b"0-3,8,10-11:1/2")
+put("layout", b"ff,00000003")
+put("layout", b"[runtime]\nhugepages = { size = \"2M\", per_node = { 0 = 9999, 7 = 1 } }\n[[ring]]\nname = \"r\"\ncapacity = \"300MiB\"\n")
+put("layout", b"[[core]]\ncpu = 4\nrole = \"rxx\"\nqueues = [0, 0, 9]\n[dag]\npartitions = { node7 = [1] }\n")
 
 print({t: len(os.listdir(os.path.join(out, t))) for t in sorted(os.listdir(out))})

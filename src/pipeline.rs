@@ -11,7 +11,7 @@ use weir_schedulers::rt;
 
 use crate::nic::spec::NicSpec;
 
-/// A layout that passed [`weir_hw::layout::check`] on a machine (warnings allowed), with that machine.
+/// A layout that passed [`weir_hw::layout::check()`] on a machine (warnings allowed), with that machine.
 #[derive(Debug, Clone)]
 pub struct Validated {
     layout: Layout,
@@ -110,4 +110,78 @@ pub struct RxPlan {
     pub spec: NicSpec,
     /// The ring this CPU produces, if a `[[ring]]` names it as `producer`.
     pub ring: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    fn two_socket() -> Machine {
+        Machine::discover(&Path::new(env!("CARGO_MANIFEST_DIR")).join("hw/tests/fixtures/two-socket")).unwrap()
+    }
+
+    fn layout(text: &str) -> Layout {
+        Layout::parse(Path::new("t.toml"), text.to_string()).unwrap()
+    }
+
+    const BASE: &str = r#"
+[runtime]
+housekeeping = "0-3"
+[[nic]]
+name = "port"
+pci = "0000:af:00.0"
+[[nic]]
+name = "replay"
+source = "pcap:x.pcap"
+[[core]]
+cpu = 12
+role = "rx"
+nic = "port"
+[[core]]
+cpu = 5
+role = "rx"
+nic = "replay"
+[[ring]]
+name = "r"
+capacity = "2MiB"
+producer = 5
+[dag]
+workers = [13, 14]
+"#;
+
+    #[test]
+    fn a_checked_layout_gives_the_threads_to_start() {
+        let v = Validated::new(layout(BASE), two_socket()).unwrap();
+        let rx = v.rx().unwrap();
+        assert_eq!(rx.len(), 2);
+        assert_eq!((rx[0].cpu, rx[0].ring.as_deref()), (12, None));
+        assert_eq!(rx[0].spec, NicSpec::parse("dpdk:0000:af:00.0").unwrap());
+        assert_eq!((rx[1].cpu, rx[1].ring.as_deref()), (5, Some("r")));
+        assert_eq!(rx[1].spec, NicSpec::parse("pcap:x.pcap").unwrap());
+        assert_eq!(v.ring_capacity("r"), Some(2 << 20));
+        assert_eq!(v.dag_workers(), vec![13, 14]);
+        assert_eq!(v.topology().node_of(13), Some(1));
+        // The rx core on isolated cpu 12 has an mlx5 IRQ: a warning, not a refusal.
+        assert!(v.warnings().iter().any(|w| w.check == "irq-on-hot-cpu"));
+        assert!(v.dag_runtime().is_some());
+    }
+
+    #[test]
+    fn a_layout_with_errors_does_not_validate() {
+        let problems = Validated::new(layout(&BASE.replace("cpu = 12", "cpu = 31")), two_socket()).unwrap_err();
+        assert!(problems.iter().any(|p| p.check == "cpu-exists" && p.message.contains("cpu 31")), "{problems:?}");
+    }
+
+    #[test]
+    fn queues_weir_cannot_open_yet_are_refused_by_name() {
+        let text = BASE.replace("pci = \"0000:af:00.0\"", "pci = \"0000:af:00.0\"\nrx_queues = 2").replace(
+            "cpu = 12\nrole = \"rx\"\nnic = \"port\"",
+            "cpu = 12\nrole = \"rx\"\nnic = \"port\"\nqueues = [0, 1]",
+        );
+        let v = Validated::new(layout(&text), two_socket()).unwrap();
+        let err = v.rx().unwrap_err();
+        assert!(err.contains("queue 0 only"), "{err}");
+    }
 }

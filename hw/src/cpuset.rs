@@ -21,6 +21,10 @@ impl fmt::Display for CpuListError {
     }
 }
 
+/// The highest CPU number a list may name: above any kernel's `NR_CPUS` (8192 today), low enough that a
+/// typo like `0-4294967295` is an error instead of a 16 GiB set.
+pub const MAX_CPU_ID: u32 = 65_535;
+
 impl CpuSet {
     /// The empty set.
     pub const fn empty() -> Self {
@@ -36,7 +40,8 @@ impl CpuSet {
     }
 
     /// Parse the kernel's list format: `0-3,8`, `` (empty), and the `N-M:used/group` stride form that
-    /// `isolcpus=` accepts. Surrounding whitespace and a trailing newline are ignored.
+    /// `isolcpus=` accepts. Surrounding whitespace and a trailing newline are ignored. CPU numbers above
+    /// [`MAX_CPU_ID`] are an error.
     pub fn parse_list(text: &str) -> Result<Self, CpuListError> {
         let trimmed = text.trim();
         let base = text.len() - text.trim_start().len();
@@ -58,7 +63,7 @@ impl CpuSet {
                     (n, n)
                 }
             };
-            if last < first {
+            if last < first || last > MAX_CPU_ID {
                 return Err(bad);
             }
             let (used, group) = match stride {
@@ -89,11 +94,14 @@ impl CpuSet {
     }
 
     /// Parse the kernel's hex mask format (`/proc/irq/N/smp_affinity`: `ff,00000003`, most significant
-    /// 32-bit group first).
+    /// 32-bit group first), up to [`MAX_CPU_ID`].
     pub fn parse_mask(text: &str) -> Result<Self, CpuListError> {
         let trimmed = text.trim();
         let mut cpus = Vec::new();
         let groups: Vec<&str> = trimmed.split(',').collect();
+        if groups.len() > (MAX_CPU_ID as usize + 1) / 32 {
+            return Err(CpuListError { offset: 0 });
+        }
         let n = groups.len() as u32;
         for (i, group) in groups.iter().enumerate() {
             let bits = u32::from_str_radix(group, 16).map_err(|_| CpuListError { offset: 0 })?;
@@ -232,6 +240,9 @@ mod tests {
         assert_eq!(CpuSet::parse_list("0-3,x").unwrap_err().offset, 4);
         assert_eq!(CpuSet::parse_list("5-2").unwrap_err().offset, 0);
         assert!(CpuSet::parse_list("0-3:3/2").is_err());
+        // A typo must not become a 16 GiB set.
+        assert_eq!(CpuSet::parse_list("2,0-4294967295").unwrap_err().offset, 2);
+        assert!(CpuSet::parse_list("65535").is_ok() && CpuSet::parse_list("65536").is_err());
     }
 
     #[test]
@@ -241,6 +252,7 @@ mod tests {
         assert_eq!(CpuSet::new(vec![1, 32]).to_mask(), "1,00000002");
         assert_eq!(CpuSet::new(vec![0, 1]).to_mask(), "3");
         assert_eq!(CpuSet::empty().to_mask(), "0");
+        assert!(CpuSet::parse_mask(&"ffffffff,".repeat(3000)).is_err());
     }
 
     #[test]

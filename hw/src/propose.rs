@@ -1,6 +1,6 @@
 //! A layout proposed for a machine: housekeeping and telemetry on the first core, each NIC polled from a
 //! core on the NIC's own node, DAG workers on the cores left, one hardware thread per core (SMT siblings
-//! of hot CPUs stay idle), isolated CPUs first. The proposal is checked with [`crate::layout::check`]
+//! of hot CPUs stay idle), isolated CPUs first. The proposal is checked with [`crate::layout::check()`]
 //! before it is returned: it never carries an error.
 
 use std::fmt::Write;
