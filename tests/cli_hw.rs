@@ -192,6 +192,8 @@ fn run_starts_from_the_layout_and_refuses_one_with_errors() {
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains(&format!("on cpu {rx}")), "{stderr}");
     assert!(stdout.contains("packets 5000") && stdout.contains("layout-ring"), "{stdout}");
+    // The poll loop's thread was watched for the run: pinned to the layout's CPU, and ran there.
+    assert!(stdout.contains(&format!("on cpu {rx} (allowed {rx}, last ran on {rx})")), "{stdout}");
     // The ring's capacity came from the layout: 1 MiB of data after the 4 KiB header.
     let len = std::fs::metadata(dir.join("layout-ring")).unwrap().len();
     assert!((1 << 20..2 << 20).contains(&len), "{len}");

@@ -128,33 +128,56 @@ impl PinReport {
 /// Watch thread `tid` of this process (0 = the calling thread, which then sleeps through the window) for
 /// `window`: context switches at both ends, allowed CPUs and last CPU at the end.
 pub fn verify(tid: u32, expect_cpu: u32, window: Duration) -> io::Result<PinReport> {
-    let tid = if tid == 0 { current_tid() } else { tid };
-    let dir = format!("/proc/self/task/{tid}");
-    let read = |name: &str| {
-        let path = format!("{dir}/{name}");
-        std::fs::read_to_string(&path).map_err(|e| io::Error::new(e.kind(), format!("{path}: {e}")))
-    };
-    let start = Instant::now();
-    let before = TaskStatus::parse(&read("status")?)?;
+    let watch = PinWatch::start(tid, expect_cpu)?;
     std::thread::sleep(window);
-    let after = TaskStatus::parse(&read("status")?)?;
-    let stat = read("stat")?;
-    let window = start.elapsed();
-    let last_cpu = stat_processor(&stat)
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, format!("{dir}/stat: no processor field")))?;
-    Ok(PinReport {
-        tid,
-        expect_cpu,
-        allowed: after.allowed,
-        last_cpu,
-        nonvoluntary_ctxt_switches_delta: after.nonvoluntary.saturating_sub(before.nonvoluntary),
-        voluntary_ctxt_switches_delta: after.voluntary.saturating_sub(before.voluntary),
-        window,
-    })
+    watch.report()
+}
+
+/// A watch on one pinned thread from [`PinWatch::start`] until each [`PinWatch::report`]: for a window as
+/// long as a run (`weir run` reports the poll loop's thread this way).
+#[derive(Debug, Clone)]
+pub struct PinWatch {
+    tid: u32,
+    expect_cpu: u32,
+    start: Instant,
+    before: TaskStatus,
+}
+
+impl PinWatch {
+    /// Start watching thread `tid` of this process (0 = the calling thread), expected on `expect_cpu`.
+    pub fn start(tid: u32, expect_cpu: u32) -> io::Result<PinWatch> {
+        let tid = if tid == 0 { current_tid() } else { tid };
+        let before = TaskStatus::parse(&read_task(tid, "status")?)?;
+        Ok(PinWatch { tid, expect_cpu, start: Instant::now(), before })
+    }
+
+    /// What happened since [`PinWatch::start`]: switches, allowed CPUs and the CPU it last ran on.
+    pub fn report(&self) -> io::Result<PinReport> {
+        let tid = self.tid;
+        let after = TaskStatus::parse(&read_task(tid, "status")?)?;
+        let stat = read_task(tid, "stat")?;
+        let last_cpu = stat_processor(&stat).ok_or_else(|| {
+            io::Error::new(io::ErrorKind::InvalidData, format!("/proc/self/task/{tid}/stat: no processor field"))
+        })?;
+        Ok(PinReport {
+            tid,
+            expect_cpu: self.expect_cpu,
+            allowed: after.allowed,
+            last_cpu,
+            nonvoluntary_ctxt_switches_delta: after.nonvoluntary.saturating_sub(self.before.nonvoluntary),
+            voluntary_ctxt_switches_delta: after.voluntary.saturating_sub(self.before.voluntary),
+            window: self.start.elapsed(),
+        })
+    }
+}
+
+fn read_task(tid: u32, name: &str) -> io::Result<String> {
+    let path = format!("/proc/self/task/{tid}/{name}");
+    std::fs::read_to_string(&path).map_err(|e| io::Error::new(e.kind(), format!("{path}: {e}")))
 }
 
 /// The lines of `/proc/<pid>/task/<tid>/status` [`verify`] needs.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct TaskStatus {
     allowed: CpuSet,
     voluntary: u64,

@@ -152,6 +152,11 @@ pub(crate) fn run(mut args: RunArgs) -> ExitCode {
         Ok(rt) => rt,
         Err(e) => return fail(1, format!("starting the worker: {e}")),
     };
+    // The worker's thread, watched for the run: pinned where it should be, and how often it was preempted.
+    let pin_watch = args.cpu.and_then(|cpu| {
+        let tid = runtime.spawn_on(0, async { weir_hw::pin::current_tid() }).ok()?;
+        weir_hw::pin::PinWatch::start(runtime.block_on(tid).ok()?, cpu).ok()
+    });
     if !args.quiet {
         eprintln!(
             "weir run: {} on {}",
@@ -202,6 +207,7 @@ pub(crate) fn run(mut args: RunArgs) -> ExitCode {
             }
         }
     };
+    let pin_line = pin_watch.as_ref().and_then(|w| w.report().ok()).map(|r| pin_summary(&r));
     let _ = runtime.shutdown(Shutdown::Cancel);
     let mut report: RunReport = finished.report();
     report.replay.dbn_records = finished.books().sink().inner.0.counts();
@@ -226,7 +232,9 @@ pub(crate) fn run(mut args: RunArgs) -> ExitCode {
         }
     }
     if !args.quiet {
-        let text = summary(&report, args.out.as_deref()) + bus_line.as_deref().unwrap_or("");
+        let text = summary(&report, args.out.as_deref())
+            + bus_line.as_deref().unwrap_or("")
+            + pin_line.as_deref().unwrap_or("");
         // Like `weir replay`: the summary on stdout, unless the JSON has it.
         let _ = if args.stats_json.as_deref() == Some("-") {
             io::stderr().write_all(text.as_bytes())
@@ -262,6 +270,25 @@ fn from_layout(path: &std::path::Path, args: &mut RunArgs) -> Result<NicSpec, St
         }
     }
     Ok(plan.spec)
+}
+
+/// The poll loop's thread over the run: where it may run and ran, and how often something else took its CPU.
+fn pin_summary(r: &weir_hw::pin::PinReport) -> String {
+    let mut s = format!(
+        "  pinning: thread {} on cpu {} (allowed {}, last ran on {}), {} preemptions and {} voluntary switches in \
+         {:.3} s\n",
+        r.tid,
+        r.expect_cpu,
+        r.allowed,
+        r.last_cpu,
+        r.nonvoluntary_ctxt_switches_delta,
+        r.voluntary_ctxt_switches_delta,
+        r.window.as_secs_f64()
+    );
+    for problem in r.problems(r.expect_cpu) {
+        s += &format!("  pinning problem: {problem}\n");
+    }
+    s
 }
 
 fn check_cpu(cpu: u32) -> Result<(), String> {
