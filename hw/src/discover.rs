@@ -178,6 +178,9 @@ impl SysRoot {
         let rel = rel.as_ref();
         match self.read(rel)? {
             None => Ok(None),
+            // Kernels built with CONFIG_CPUMASK_OFFSTACK print an unset mask (nohz_full without `nohz_full=`)
+            // as `(null)`.
+            Some(text) if text.trim() == "(null)" => Ok(Some(CpuSet::empty())),
             Some(text) => CpuSet::parse_list(&text).map(Some).map_err(|e| parse_error(rel, &text, &e.to_string())),
         }
     }

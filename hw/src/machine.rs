@@ -158,9 +158,13 @@ impl Machine {
         self.nodes.iter().find(|n| n.id == id)
     }
 
-    /// The NIC at this PCI address or with this interface name.
+    /// The NIC at this PCI address (any form: `3b:00.0`, `0000:3B:00.0`) or with this interface name.
     pub fn nic(&self, pci_or_name: &str) -> Option<&NicInfo> {
-        self.nics.iter().find(|n| n.pci.as_deref() == Some(pci_or_name) || n.netdevs.iter().any(|d| d == pci_or_name))
+        if crate::pci::is_pci_address(pci_or_name) {
+            let full = crate::pci::full_pci_address(pci_or_name).to_ascii_lowercase();
+            return self.nics.iter().find(|n| n.pci.as_deref() == Some(full.as_str()));
+        }
+        self.nics.iter().find(|n| n.netdevs.iter().any(|d| d == pci_or_name))
     }
 
     /// The online CPUs of one node.

@@ -125,7 +125,7 @@ impl PinReport {
     }
 }
 
-/// Watch thread `tid` of this process (0 = the calling thread, which then sleeps through the window) for
+/// Watch thread `tid`, of this process or another (0 = the calling thread, which then sleeps through the window) for
 /// `window`: context switches at both ends, allowed CPUs and last CPU at the end.
 pub fn verify(tid: u32, expect_cpu: u32, window: Duration) -> io::Result<PinReport> {
     let watch = PinWatch::start(tid, expect_cpu)?;
@@ -144,7 +144,7 @@ pub struct PinWatch {
 }
 
 impl PinWatch {
-    /// Start watching thread `tid` of this process (0 = the calling thread), expected on `expect_cpu`.
+    /// Start watching thread `tid`, of this process or another (0 = the calling thread), expected on `expect_cpu`.
     pub fn start(tid: u32, expect_cpu: u32) -> io::Result<PinWatch> {
         let tid = if tid == 0 { current_tid() } else { tid };
         let before = TaskStatus::parse(&read_task(tid, "status")?)?;
@@ -171,8 +171,9 @@ impl PinWatch {
     }
 }
 
+/// `/proc/TID/...`: the kernel serves every thread id there, of this process or another.
 fn read_task(tid: u32, name: &str) -> io::Result<String> {
-    let path = format!("/proc/self/task/{tid}/{name}");
+    let path = format!("/proc/{tid}/{name}");
     std::fs::read_to_string(&path).map_err(|e| io::Error::new(e.kind(), format!("{path}: {e}")))
 }
 
@@ -296,7 +297,7 @@ mod tests {
         assert_eq!(report.tid, current_tid());
         assert!(report.voluntary_ctxt_switches_delta >= 1, "the sleep itself: {report:?}");
         let err = verify(u32::MAX - 1, 0, Duration::ZERO).unwrap_err();
-        assert!(err.to_string().contains(&format!("/proc/self/task/{}/status", u32::MAX - 1)), "{err}");
+        assert!(err.to_string().contains(&format!("/proc/{}/status", u32::MAX - 1)), "{err}");
     }
 
     #[test]

@@ -69,16 +69,17 @@ pub fn propose(machine: &Machine, request: &Request) -> Result<Proposal, String>
     // Isolated cores first, then by CPU id.
     cores.sort_by_key(|c| (!c.isolated, c.threads[0]));
 
-    let name = request.name.clone().unwrap_or_else(|| "weir".to_string());
+    let name = quote(request.name.as_deref().unwrap_or("weir"));
     let mut toml = String::new();
     let _ = writeln!(toml, "# Proposed by `weir hw propose` for the machine at {}.", machine.root.display());
     let _ = writeln!(
         toml,
         "# Housekeeping and telemetry on core of cpu {telemetry_cpu}; one hardware thread per hot core."
     );
-    let _ = writeln!(toml, "\n[runtime]\nname = \"{name}\"");
+    let _ = writeln!(toml, "\n[runtime]\nname = {name}");
     let mut hot = CpuSet::empty();
     let mut body = String::new();
+    let mut taken: Vec<&str> = Vec::new();
     for (i, wanted) in request.nics.iter().enumerate() {
         let Some(nic) = machine.nic(wanted) else {
             let found: Vec<String> = machine
@@ -88,6 +89,11 @@ pub fn propose(machine: &Machine, request: &Request) -> Result<Proposal, String>
                 .collect();
             return Err(format!("--nics {wanted}: no such NIC on this machine (found: {})", found.join(", ")));
         };
+        let id = nic.pci.as_deref().or(nic.netdevs.first().map(String::as_str)).unwrap_or_default();
+        if taken.contains(&id) {
+            return Err(format!("--nics names {id} twice (as {wanted}); one rx core per NIC"));
+        }
+        taken.push(id);
         let pos = cores.iter().position(|c| nic.numa_node.is_none_or(|node| c.node == node)).ok_or_else(|| {
             format!(
                 "NIC {wanted} is on node {}, and no free core is left there for its rx thread",
@@ -97,18 +103,18 @@ pub fn propose(machine: &Machine, request: &Request) -> Result<Proposal, String>
         let core = cores.remove(pos);
         let cpu = core.threads[0];
         hot.insert(cpu);
-        let nic_name = nic.netdevs.first().cloned().unwrap_or_else(|| format!("nic{i}"));
-        let _ = writeln!(body, "\n[[nic]]\nname = \"{nic_name}\"");
+        let nic_name = quote(&nic.netdevs.first().cloned().unwrap_or_else(|| format!("nic{i}")));
+        let _ = writeln!(body, "\n[[nic]]\nname = {nic_name}");
         if let Some(pci) = &nic.pci {
-            let _ = writeln!(body, "pci = \"{pci}\"");
+            let _ = writeln!(body, "pci = {}", quote(pci));
         }
         if let Some(driver) = &nic.driver {
-            let _ = writeln!(body, "driver = \"{driver}\"  # as bound now; set vfio-pci for DPDK");
+            let _ = writeln!(body, "driver = {}  # as bound now; set vfio-pci for DPDK", quote(driver));
         }
         let _ = writeln!(body, "rx_queues = 1");
         let node = nic.numa_node.map_or("no NUMA affinity".to_string(), |n| format!("node {n}"));
         let _ = writeln!(body, "\n[[core]]  # {node}; siblings {:?} left idle", &core.threads[1..]);
-        let _ = writeln!(body, "cpu = {cpu}\nrole = \"rx\"\nnic = \"{nic_name}\"\nqueues = [0]");
+        let _ = writeln!(body, "cpu = {cpu}\nrole = \"rx\"\nnic = {nic_name}\nqueues = [0]");
     }
     if request.dag_workers > 0 {
         if cores.len() < request.dag_workers {
@@ -143,4 +149,9 @@ pub fn propose(machine: &Machine, request: &Request) -> Result<Proposal, String>
         return Err(format!("internal: the proposal fails its own check: {error}"));
     }
     Ok(Proposal { toml, warnings: problems })
+}
+
+/// A TOML string literal (quotes and escapes as TOML wants them).
+fn quote(text: &str) -> String {
+    toml::Value::String(text.to_owned()).to_string()
 }

@@ -644,3 +644,38 @@ fn single_bracket_array_tables_are_explained() {
     assert_eq!((p[0].check, p[0].line_col), ("wrong-type", Some((1, 1))), "{}", show(&p));
     assert!(p[0].message.contains("written [[nic]], not [nic]"), "{}", p[0]);
 }
+
+/// Inputs a review found crashing, hanging or misjudged: each now gives its one problem (or none).
+#[test]
+fn review_regressions() {
+    // rx_queues = 0 with a queue listed: the rx-queues error, no underflow in the fix.
+    let t = "[[nic]]\nname = \"feedA\"\npci = \"0000:3b:00.0\"\nrx_queues = 0\n[[core]]\ncpu = 4\nrole = \"rx\"\nnic = \"feedA\"\nqueues = [0]\n";
+    one(t, "rx-queues", (4, 13), &["rx_queues = 0"]);
+    // A huge rx_queues is refused at once instead of walking four billion queues.
+    let t = "[[nic]]\nname = \"feedB\"\npci = \"0000:af:00.0\"\nrx_queues = 4000000000\n";
+    one(t, "rx-queues", (4, 13), &["above DPDK's 1024"]);
+    // A tree claiming more free hugepages than total: a shortfall, no underflow.
+    let mut m = machine();
+    m.nodes[0].hugepages = vec![weir_hw::machine::HugePages { size_kib: 1 << 20, total: 0, free: 2 }];
+    one_on(
+        &m,
+        "[runtime]\nhugepages = { size = \"1G\", per_node = { 0 = 3 } }\n",
+        "hugepages",
+        (2, 39),
+        &["need 3×1G", "2 free"],
+    );
+    // The kernel's own page-size spelling is accepted by the check and by the EAL generator alike.
+    let t = "[runtime]\nhousekeeping = \"0-3\"\nhugepages = { size = \"1048576kB\", per_node = { 0 = 2 } }\n[[nic]]\nname = \"feedA\"\npci = \"0000:3b:00.0\"\n[[core]]\ncpu = 4\nrole = \"rx\"\nnic = \"feedA\"\n";
+    none(t, "hugepages");
+    let eal = weir_hw::generate::generate(weir_hw::generate::Target::Eal, &parse(t), &machine()).unwrap();
+    assert!(eal.contains("--socket-mem 2048,0"), "{eal}");
+    // Short and upper-case PCI addresses name the same port.
+    for pci in ["af:00.0", "0000:AF:00.0"] {
+        let t = format!("[[nic]]\nname = \"feedB\"\npci = \"{pci}\"\ndriver = \"ice\"\n");
+        none(&t, "nic-present");
+        one(&t, "nic-driver", (4, 10), &["bound to vfio-pci, expected ice"]);
+    }
+    // A netdev name is not a PCI address (EAL's -a would refuse it): the fix gives the address.
+    let t = "[[nic]]\nname = \"feedA\"\npci = \"ens1f0\"\n";
+    one(t, "nic-present", (3, 7), &["not a PCI address", "use pci = \"0000:3b:00.0\" (ens1f0's address)"]);
+}

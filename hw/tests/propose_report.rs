@@ -60,6 +60,15 @@ fn without_isolated_cpus_the_proposal_warns_instead_of_requiring() {
 }
 
 #[test]
+fn names_are_written_as_toml_strings() {
+    let machine = fixture("vm-2cpu");
+    let mut req = request(&["eth0"], 0);
+    req.name = Some("fh \"a\" \\ b".into());
+    let proposal = propose(&machine, &req).unwrap();
+    assert_eq!(parse(&proposal.toml).runtime.name.unwrap().get_ref(), "fh \"a\" \\ b");
+}
+
+#[test]
 fn what_does_not_fit_is_an_error_naming_it() {
     let machine = fixture("two-socket");
     let err = propose(&machine, &request(&["eth9"], 0)).unwrap_err();
@@ -72,6 +81,8 @@ fn what_does_not_fit_is_an_error_naming_it() {
     let many: Vec<&str> = std::iter::repeat_n("0000:af:00.0", 9).collect();
     let err = propose(&machine, &request(&many, 0)).unwrap_err();
     assert!(err.contains("node 1") && err.contains("no free core"), "{err}");
+    let err = propose(&machine, &request(&["ens1f0", "0000:3b:00.0"], 0)).unwrap_err();
+    assert!(err.contains("twice"), "{err}");
     let err = propose(&fixture("vm-2cpu"), &request(&["eth0"], 1)).unwrap_err();
     assert!(err.contains("only 0 free core"), "{err}");
 }

@@ -154,7 +154,7 @@ pub fn generate(layout: &Layout, machine: &Machine) -> Result<String, GenError> 
     match &layout.runtime.hugepages {
         Some(need) => {
             let size = need.size.get_ref();
-            let page_mib = page_mib(size).ok_or_else(|| {
+            let page_mib = need.size_kib().map(|kib| kib / 1024).filter(|&mib| mib > 0).ok_or_else(|| {
                 GenError(format!(
                     "{}runtime.hugepages.size {size:?}: expected a page size such as \"2M\" or \"1G\"",
                     at(layout, need.size.span())
@@ -168,7 +168,13 @@ pub fn generate(layout: &Layout, machine: &Machine) -> Result<String, GenError> 
                         at(layout, need.per_node.span())
                     ))
                 })?;
-                per_node.push((id, pages * page_mib));
+                if machine.node(id).is_none() {
+                    return Err(GenError(format!(
+                        "{}runtime.hugepages.per_node: node {id} is not on this machine",
+                        at(layout, need.per_node.span())
+                    )));
+                }
+                per_node.push((id, pages.saturating_mul(page_mib)));
             }
             let top = machine.nodes.iter().map(|n| n.id).chain(per_node.iter().map(|&(n, _)| n)).max().unwrap_or(0);
             let mib: Vec<String> = (0..=top)
@@ -225,34 +231,3 @@ fn arg_value(layout: &Layout, text: &str, span: std::ops::Range<usize>, what: &s
     }
 }
 
-/// Page size in MiB: `2M`, `2MB`, `2MiB`, `1G`, `1GB`, `1GiB` (case-insensitive).
-fn page_mib(size: &str) -> Option<u64> {
-    let size = size.trim();
-    let digits = size.find(|c: char| !c.is_ascii_digit()).unwrap_or(size.len());
-    let n: u64 = size[..digits].parse().ok()?;
-    let mult = match size[digits..].to_ascii_lowercase().as_str() {
-        "m" | "mb" | "mib" => 1,
-        "g" | "gb" | "gib" => 1024,
-        _ => return None,
-    };
-    (n > 0).then_some(n * mult)
-}
-
-
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn page_sizes() {
-        assert_eq!(page_mib("1G"), Some(1024));
-        assert_eq!(page_mib("2M"), Some(2));
-        assert_eq!(page_mib("2MiB"), Some(2));
-        assert_eq!(page_mib("1gb"), Some(1024));
-        assert_eq!(page_mib("1T"), None);
-        assert_eq!(page_mib("G"), None);
-        assert_eq!(page_mib("0G"), None);
-    }
-
-}

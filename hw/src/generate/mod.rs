@@ -12,8 +12,8 @@
 //! strips) saying that `weir hw gen` made it, from which layout file and for which deployment.
 //!
 //! The CPU partition is the same in every target: the *hot* CPUs are [`Layout::hot_cpus`] (every role but
-//! telemetry); the *housekeeping* CPUs are `runtime.housekeeping` when the layout gives it, else every
-//! online CPU that is not hot. A layout that leaves no housekeeping CPU, or whose `runtime.housekeeping`
+//! telemetry); the *housekeeping* CPUs are [`Layout::housekeeping`] (`runtime.housekeeping`, else the online
+//! CPUs neither isolated nor hot: the rule `weir hw check` uses). A layout that leaves no housekeeping CPU, or whose `runtime.housekeeping`
 //! names a hot CPU, is a [`GenError`] for every target.
 //!
 //! Adding a target: write `newtarget.rs` with `pub fn generate(layout: &Layout, machine: &Machine) ->
@@ -131,9 +131,8 @@ fn at(layout: &Layout, span: Range<usize>) -> String {
     format!("{}:{line}:{col}: ", layout.path.display())
 }
 
-/// The housekeeping CPUs: `runtime.housekeeping`, or every online CPU that is not hot. Never empty and
-/// never overlapping the hot CPUs. Unlike `check`'s default (which also leaves out CPUs the *running* kernel
-/// isolates), the generated configs re-partition the machine: isolated becomes exactly the hot set.
+/// The housekeeping CPUs ([`Layout::housekeeping`], the rule the checks use): never empty and never
+/// overlapping the hot CPUs.
 fn housekeeping(layout: &Layout, machine: &Machine) -> Result<CpuSet, GenError> {
     let hot = layout.hot_cpus();
     match &layout.runtime.housekeeping {
@@ -157,7 +156,7 @@ fn housekeeping(layout: &Layout, machine: &Machine) -> Result<CpuSet, GenError> 
             Ok(set)
         }
         None => {
-            let set = machine.online.difference(&hot);
+            let set = layout.housekeeping(machine);
             if set.is_empty() {
                 return Err(GenError(format!(
                     "no housekeeping CPU would remain: the hot roles take CPUs {hot}, which is every online CPU \

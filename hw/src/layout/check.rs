@@ -11,6 +11,9 @@ use super::schema::{quoted, suggest};
 use super::{Isolation, Layout, Problem, Role, Severity};
 use crate::{CpuSet, Machine};
 
+/// DPDK's default `RTE_MAX_QUEUES_PER_PORT`: more Rx queues than this on one port is a typo.
+pub const MAX_RX_QUEUES: u32 = 1024;
+
 /// Every check name this module reports, in the order the checks run.
 pub const CHECKS: &[&str] = &[
     "cpu-exists",
@@ -159,16 +162,9 @@ impl Cx<'_> {
         free
     }
 
-    /// Housekeeping CPUs: `runtime.housekeeping` when it parses; else the machine's (online, neither
-    /// isolated nor nohz_full) without hot roles; else, when isolation covers everything, any online CPU
-    /// without a hot role.
+    /// Housekeeping CPUs: [`Layout::housekeeping`].
     fn housekeeping(&self) -> CpuSet {
-        let explicit = self.l.runtime.housekeeping.as_ref().and_then(|h| CpuSet::parse_list(h.get_ref()).ok());
-        explicit.unwrap_or_else(|| {
-            let hot = self.hot_set();
-            let kernel = self.m.housekeeping().difference(&hot);
-            if kernel.is_empty() { self.m.online.difference(&hot) } else { kernel }
-        })
+        self.l.housekeeping(self.m)
     }
 }
 
@@ -375,6 +371,19 @@ fn nic_present(cx: &mut Cx<'_>) {
     let found = machine_nics(cx.m);
     for nic in &l.nics {
         let Some(pci) = &nic.pci else { continue };
+        if !crate::pci::is_pci_address(pci.get_ref()) {
+            let fix = match cx.m.nic(pci.get_ref()).and_then(|n| n.pci.as_deref()) {
+                Some(bdf) => format!("use pci = \"{bdf}\" ({}'s address)", pci.get_ref()),
+                None => "write it as DDDD:BB:DD.F (`lspci -D | grep -i ether`)".into(),
+            };
+            cx.error(
+                "nic-present",
+                pci.span(),
+                format!("nic {}: pci = \"{}\" is not a PCI address", nic.name.get_ref(), pci.get_ref()),
+                fix,
+            );
+            continue;
+        }
         if cx.m.nic(pci.get_ref()).is_none() {
             cx.error(
                 "nic-present",
@@ -448,6 +457,15 @@ fn rx_queues(cx: &mut Cx<'_>) {
             cx.error("rx-queues", q.span(), format!("nic {name}: rx_queues = 0"), "use 1 or more".into());
             continue;
         }
+        if *q.get_ref() > MAX_RX_QUEUES {
+            cx.error(
+                "rx-queues",
+                q.span(),
+                format!("nic {name}: rx_queues = {} is above DPDK's {MAX_RX_QUEUES} queues per port", q.get_ref()),
+                format!("use at most {MAX_RX_QUEUES} (RTE_MAX_QUEUES_PER_PORT)"),
+            );
+            continue;
+        }
         let found = nic.pci.as_ref().and_then(|p| cx.m.nic(p.get_ref()));
         if let Some((max, found)) = found.and_then(|f| f.rx_queues.map(|m| (m, f)))
             && *q.get_ref() > max
@@ -509,6 +527,9 @@ fn rx_queues(cx: &mut Cx<'_>) {
             continue;
         };
         let count = nic.queue_count();
+        if count == 0 || count > MAX_RX_QUEUES {
+            continue; // reported above; nothing to compare the queues with
+        }
         if let Some(qs) = &core.queues {
             if qs.get_ref().is_empty() {
                 cx.error(
@@ -541,6 +562,9 @@ fn queue_pollers(cx: &mut Cx<'_>) {
     for nic in &l.nics {
         let name = nic.name.get_ref();
         let count = nic.queue_count();
+        if count > MAX_RX_QUEUES {
+            continue; // `rx-queues` reports it
+        }
         // queue → (cpu, span of its `queues` or `cpu`).
         let mut pollers: BTreeMap<u32, Vec<(u32, Range<usize>)>> = BTreeMap::new();
         for core in l.cores.iter().filter(|c| *c.role.get_ref() == Role::Rx) {
@@ -609,21 +633,6 @@ fn rx_hw_timestamp(cx: &mut Cx<'_>) {
     }
 }
 
-/// `"2M"`, `"2MB"`, `"2MiB"`, `"1G"`, `"2048kB"` → KiB.
-fn page_size_kib(text: &str) -> Option<u64> {
-    let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (n, unit) = t.split_at(split);
-    let n: u64 = n.parse().ok()?;
-    let mult = match unit.trim().to_ascii_lowercase().as_str() {
-        "k" | "kb" | "kib" => 1,
-        "m" | "mb" | "mib" => 1024,
-        "g" | "gb" | "gib" => 1024 * 1024,
-        _ => return None,
-    };
-    n.checked_mul(mult).filter(|&k| k > 0)
-}
-
 /// `2M`, `1G`: a page size as people write it.
 fn kib_name(kib: u64) -> String {
     if kib.is_multiple_of(1024 * 1024) {
@@ -647,7 +656,7 @@ fn hugepages(cx: &mut Cx<'_>) {
         sizes.iter().map(|&s| kib_name(s)).collect::<Vec<_>>().join(", ")
     };
     let size_text = need.size.get_ref();
-    let Some(kib) = page_size_kib(size_text) else {
+    let Some(kib) = super::page_size_kib(size_text) else {
         cx.error(
             "hugepages",
             need.size.span(),
@@ -691,7 +700,7 @@ fn hugepages(cx: &mut Cx<'_>) {
         let (free, total) = have.map_or((0, 0), |h| (h.free, h.total));
         if pages > free {
             // dpdk-hugepages.py --reserve sets the node's total: what others hold plus what we need.
-            let target = total - free + pages;
+            let target = total.saturating_sub(free).saturating_add(pages);
             cx.error(
                 "hugepages",
                 span.clone(),
@@ -699,7 +708,7 @@ fn hugepages(cx: &mut Cx<'_>) {
                 format!(
                     "reserve more: dpdk-hugepages.py -p {size} -n {id} -r {} (the node's new total), or free pages \
                      other processes hold",
-                    kib_name(target * kib)
+                    kib_name(target.saturating_mul(kib))
                 ),
             );
         }

@@ -99,6 +99,28 @@ pub struct HugepageNeed {
     pub per_node: Spanned<std::collections::BTreeMap<String, u64>>,
 }
 
+/// `"2M"`, `"2MB"`, `"2MiB"`, `"1G"`, `"2048kB"` → KiB.
+pub(crate) fn page_size_kib(text: &str) -> Option<u64> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (n, unit) = t.split_at(split);
+    let n: u64 = n.parse().ok()?;
+    let mult = match unit.trim().to_ascii_lowercase().as_str() {
+        "k" | "kb" | "kib" => 1,
+        "m" | "mb" | "mib" => 1024,
+        "g" | "gb" | "gib" => 1024 * 1024,
+        _ => return None,
+    };
+    n.checked_mul(mult).filter(|&k| k > 0)
+}
+
+impl HugepageNeed {
+    /// The page size in KiB (`"2M"`, `"1G"`, `"2048kB"`), when it is a size; `check` reports when not.
+    pub fn size_kib(&self) -> Option<u64> {
+        page_size_kib(self.size.get_ref())
+    }
+}
+
 /// `[runtime]`.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -452,6 +474,19 @@ impl Layout {
         roles
     }
 
+    /// Housekeeping CPUs (IRQs, RCU callbacks, other threads): `runtime.housekeeping` when it parses; else the
+    /// online CPUs that are neither isolated nor nohz_full on `machine` and have no hot role; else, when
+    /// isolation covers everything, any online CPU without a hot role. The checks and every generator use
+    /// this one rule, so an IRQ fix and the generated IRQ script agree.
+    pub fn housekeeping(&self, machine: &crate::Machine) -> crate::CpuSet {
+        let explicit = self.runtime.housekeeping.as_ref().and_then(|h| crate::CpuSet::parse_list(h.get_ref()).ok());
+        explicit.unwrap_or_else(|| {
+            let hot = self.hot_cpus();
+            let kernel = machine.housekeeping().difference(&hot);
+            if kernel.is_empty() { machine.online.difference(&hot) } else { kernel }
+        })
+    }
+
     /// CPUs with a hot role.
     pub fn hot_cpus(&self) -> crate::CpuSet {
         self.roles().into_iter().filter(|(_, r)| r.is_hot()).map(|(c, _)| c).collect()
@@ -461,6 +496,16 @@ impl Layout {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn page_sizes() {
+        for (text, kib) in [("1G", 1 << 20), ("2M", 2048), ("2MiB", 2048), ("1gb", 1 << 20), ("2048kB", 2048)] {
+            assert_eq!(page_size_kib(text), Some(kib), "{text}");
+        }
+        for bad in ["1T", "G", "0G", "99999999999999999999G"] {
+            assert_eq!(page_size_kib(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn line_and_column() {
