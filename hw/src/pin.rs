@@ -87,14 +87,17 @@ pub struct PinReport {
     pub tid: u32,
     /// The CPU it should be pinned to.
     pub expect_cpu: u32,
-    /// `Cpus_allowed_list` of `/proc/self/task/<tid>/status` at the end of the window.
+    /// `Cpus_allowed_list` of `/proc/<tid>/status` at the end of the window.
     pub allowed: CpuSet,
-    /// Field 39 (`processor`) of `/proc/self/task/<tid>/stat` at the end of the window.
+    /// Field 39 (`processor`) of `/proc/<tid>/stat` at the end of the window.
     pub last_cpu: u32,
     /// `nonvoluntary_ctxt_switches` over the window: preemptions, which must stay 0 on an isolated poll core.
     pub nonvoluntary_ctxt_switches_delta: u64,
     /// `voluntary_ctxt_switches` over the window: the thread blocked or slept.
     pub voluntary_ctxt_switches_delta: u64,
+    /// Interrupts the expected CPU took over the window (its `/proc/interrupts` column, every line: device
+    /// IRQs, `LOC` timer ticks, IPIs...); `None` when `/proc/interrupts` could not be read.
+    pub cpu_interrupts_delta: Option<u64>,
     /// The window as measured (at least the one asked for).
     pub window: Duration,
 }
@@ -113,6 +116,13 @@ impl PinReport {
         }
         if self.last_cpu != expect_cpu {
             problems.push(format!("thread {tid} last ran on cpu {}, not cpu {expect_cpu}", self.last_cpu));
+        }
+        if let Some(n) = self.cpu_interrupts_delta.filter(|&n| n > 0) {
+            problems.push(format!(
+                "cpu {expect_cpu} took {n} interrupts in {:?} (timer ticks included): move IRQs off it \
+                 (`weir hw gen --target irq`) and make it nohz_full",
+                self.window
+            ));
         }
         if self.nonvoluntary_ctxt_switches_delta > 0 {
             problems.push(format!(
@@ -141,6 +151,7 @@ pub struct PinWatch {
     expect_cpu: u32,
     start: Instant,
     before: TaskStatus,
+    interrupts_before: Option<u64>,
 }
 
 impl PinWatch {
@@ -148,7 +159,8 @@ impl PinWatch {
     pub fn start(tid: u32, expect_cpu: u32) -> io::Result<PinWatch> {
         let tid = if tid == 0 { current_tid() } else { tid };
         let before = TaskStatus::parse(&read_task(tid, "status")?)?;
-        Ok(PinWatch { tid, expect_cpu, start: Instant::now(), before })
+        let interrupts_before = cpu_interrupts(expect_cpu);
+        Ok(PinWatch { tid, expect_cpu, start: Instant::now(), before, interrupts_before })
     }
 
     /// What happened since [`PinWatch::start`]: switches, allowed CPUs and the CPU it last ran on.
@@ -166,9 +178,31 @@ impl PinWatch {
             last_cpu,
             nonvoluntary_ctxt_switches_delta: after.nonvoluntary.saturating_sub(self.before.nonvoluntary),
             voluntary_ctxt_switches_delta: after.voluntary.saturating_sub(self.before.voluntary),
+            cpu_interrupts_delta: cpu_interrupts(self.expect_cpu)
+                .zip(self.interrupts_before)
+                .map(|(after, before)| after.saturating_sub(before)),
             window: self.start.elapsed(),
         })
     }
+}
+
+/// Every interrupt `/proc/interrupts` counts for `cpu` so far (the column headed `CPU<cpu>`, summed).
+fn cpu_interrupts(cpu: u32) -> Option<u64> {
+    interrupts_column_sum(&std::fs::read_to_string("/proc/interrupts").ok()?, cpu)
+}
+
+/// The sum of `cpu`'s column: the header names the columns (`CPU0 CPU1 ...`, offline CPUs left out), each
+/// line is `NAME: count count ... description`.
+fn interrupts_column_sum(text: &str, cpu: u32) -> Option<u64> {
+    let mut lines = text.lines();
+    let header = lines.next()?;
+    let column = header.split_whitespace().position(|h| h.strip_prefix("CPU") == Some(cpu.to_string().as_str()))?;
+    Some(
+        lines
+            .filter_map(|line| line.split_once(':'))
+            .filter_map(|(_, counts)| counts.split_whitespace().nth(column)?.parse::<u64>().ok())
+            .sum(),
+    )
 }
 
 /// `/proc/TID/...`: the kernel serves every thread id there, of this process or another.
@@ -266,10 +300,12 @@ mod tests {
         assert_eq!(report.allowed, CpuSet::new([cpu]));
         assert_eq!(report.last_cpu, cpu);
         assert!(report.window >= Duration::from_millis(200));
-        // This VM is shared, so preemptions may show; the other two checks must pass.
+        // This VM is shared and not isolated, so preemptions and interrupts may show; the placement checks
+        // must pass.
         let problems = report.problems(cpu);
-        assert!(problems.iter().all(|p| p.contains("preempted")), "{problems:?}");
-        assert_eq!(problems.is_empty(), report.nonvoluntary_ctxt_switches_delta == 0);
+        assert!(problems.iter().all(|p| p.contains("preempted") || p.contains("interrupts")), "{problems:?}");
+        let noisy = report.nonvoluntary_ctxt_switches_delta > 0 || report.cpu_interrupts_delta.unwrap() > 0;
+        assert_eq!(problems.is_empty(), !noisy);
     }
 
     #[test]
@@ -289,6 +325,22 @@ mod tests {
         if allowed.len() > 1 {
             assert!(report.problems(allowed[0]).iter().any(|p| p.contains("may run on")));
         }
+    }
+
+    #[test]
+    fn interrupt_columns_are_summed_per_cpu() {
+        let text = "           CPU0       CPU2       \n  0:         40          2   IO-APIC   2-edge      timer\n\
+                    24:          1          0  IO-APIC   5-edge      ACPI:Ged\n\
+                    LOC:     100000      70000   Local timer interrupts\n\
+                    ERR:          0\n";
+        assert_eq!(interrupts_column_sum(text, 0), Some(100_041));
+        assert_eq!(interrupts_column_sum(text, 2), Some(70_002));
+        assert_eq!(interrupts_column_sum(text, 1), None, "CPU1 is offline: no column");
+        // The live file: this CPU's count only grows.
+        let cpu = current_cpu().unwrap();
+        let before = cpu_interrupts(cpu).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(cpu_interrupts(cpu).unwrap() >= before);
     }
 
     #[test]
@@ -322,12 +374,20 @@ mod tests {
             last_cpu: 20,
             nonvoluntary_ctxt_switches_delta: 2,
             voluntary_ctxt_switches_delta: 0,
+            cpu_interrupts_delta: Some(250),
             window: Duration::from_secs(1),
         };
         let problems = report.problems(4);
-        assert_eq!(problems.len(), 3, "{problems:?}");
-        assert!(problems[0].contains("4,20") && problems[1].contains("cpu 20") && problems[2].contains("2 times"));
-        let ok = PinReport { allowed: CpuSet::new([4]), last_cpu: 4, nonvoluntary_ctxt_switches_delta: 0, ..report };
+        assert_eq!(problems.len(), 4, "{problems:?}");
+        assert!(problems[0].contains("4,20") && problems[1].contains("cpu 20"), "{problems:?}");
+        assert!(problems[2].contains("250 interrupts") && problems[3].contains("2 times"), "{problems:?}");
+        let ok = PinReport {
+            allowed: CpuSet::new([4]),
+            last_cpu: 4,
+            nonvoluntary_ctxt_switches_delta: 0,
+            cpu_interrupts_delta: Some(0),
+            ..report
+        };
         assert!(ok.problems(4).is_empty());
     }
 }

@@ -275,14 +275,16 @@ fn from_layout(path: &std::path::Path, args: &mut RunArgs) -> Result<NicSpec, St
 /// The poll loop's thread over the run: where it may run and ran, and how often something else took its CPU.
 fn pin_summary(r: &weir_hw::pin::PinReport) -> String {
     let mut s = format!(
-        "  pinning: thread {} on cpu {} (allowed {}, last ran on {}), {} preemptions and {} voluntary switches in \
-         {:.3} s\n",
+        "  pinning: thread {} on cpu {} (allowed {}, last ran on {}), {} preemptions, {} voluntary switches and \
+         {} interrupts on cpu {} in {:.3} s\n",
         r.tid,
         r.expect_cpu,
         r.allowed,
         r.last_cpu,
         r.nonvoluntary_ctxt_switches_delta,
         r.voluntary_ctxt_switches_delta,
+        r.cpu_interrupts_delta.map_or("?".to_string(), |n| n.to_string()),
+        r.expect_cpu,
         r.window.as_secs_f64()
     );
     for problem in r.problems(r.expect_cpu) {
