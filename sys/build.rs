@@ -119,6 +119,10 @@ fn main() {
     println!("cargo:rerun-if-changed=shim.c");
     println!("cargo:rerun-if-env-changed=PKG_CONFIG_PATH");
     println!("cargo:rerun-if-env-changed=PKG_CONFIG_LIBDIR");
+    // Without `bindings` the crate is empty (see Cargo.toml): nothing to find, generate or link.
+    if env::var_os("CARGO_FEATURE_BINDINGS").is_none() {
+        return;
+    }
     let is_static = env::var_os("CARGO_FEATURE_STATIC").is_some();
 
     // 1. Is DPDK there? Links are emitted by hand (step 5), after the shim, so that the shim's

@@ -342,7 +342,9 @@ fn nic_present() {
             "dpdk-devbind.py --status",
         ],
     );
-    none("[[nic]]\nname = \"feedA\"\npci = \"ens1f0\"\n", "nic-present");
+    // The short and the upper-case forms of a present address find the port.
+    none("[[nic]]\nname = \"feedA\"\npci = \"3b:00.0\"\n", "nic-present");
+    none("[[nic]]\nname = \"feedA\"\npci = \"0000:3B:00.0\"\n", "nic-present");
 }
 
 #[test]

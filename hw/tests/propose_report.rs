@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use weir_hw::layout::{Layout, Severity, check};
+use weir_hw::machine::NicInfo;
 use weir_hw::propose::{Request, propose};
 use weir_hw::{Machine, report};
 
@@ -77,9 +78,13 @@ fn what_does_not_fit_is_an_error_naming_it() {
     let err = propose(&machine, &request(&["ens1f0"], 15)).unwrap_err();
     assert!(err.contains("--dag-workers 15") && err.contains("14 free core"), "{err}");
     assert!(propose(&machine, &request(&["ens1f0"], 14)).is_ok());
-    // Node 1 has 8 cores: a ninth rx thread there finds none.
-    let many: Vec<&str> = std::iter::repeat_n("0000:af:00.0", 9).collect();
-    let err = propose(&machine, &request(&many, 0)).unwrap_err();
+    // Node 1 has 8 cores: a ninth NIC there finds no free core for its rx thread.
+    let mut crowded = machine.clone();
+    let port = crowded.nics.iter().find(|n| n.pci.as_deref() == Some("0000:af:00.0")).unwrap().clone();
+    let many: Vec<String> = (1..=9).map(|f| format!("0000:d8:{f:02x}.0")).collect();
+    crowded.nics.extend(many.iter().map(|a| NicInfo { pci: Some(a.clone()), ..port.clone() }));
+    let many: Vec<&str> = many.iter().map(String::as_str).collect();
+    let err = propose(&crowded, &request(&many, 0)).unwrap_err();
     assert!(err.contains("node 1") && err.contains("no free core"), "{err}");
     let err = propose(&machine, &request(&["ens1f0", "0000:3b:00.0"], 0)).unwrap_err();
     assert!(err.contains("twice"), "{err}");

@@ -19,6 +19,8 @@
 //! [`SOCKET_ID_ANY`], [`LCORE_ID_ANY`], the `RTE_BIT64` offload flags); `shim.c` checks each
 //! against the headers with a `_Static_assert`.
 
+// Empty unless feature `bindings` (weir's `dpdk`) asks for DPDK: see Cargo.toml.
+#![cfg(feature = "bindings")]
 #![allow(non_upper_case_globals, non_camel_case_types, non_snake_case)]
 #![allow(
     dead_code,
