@@ -62,8 +62,11 @@ fn show_on_this_machine_and_on_a_fixture_with_roles() {
 fn check_accepts_the_examples_and_lists_every_problem_with_its_position() {
     let (code, out, err) = run(&["hw", "check", &repo("examples/layouts/two-socket.toml"), "--root", &two_socket()]);
     assert_eq!(code, 0, "{out}{err}");
-    // The fixture's one real mistake: an mlx5 IRQ on the rx CPU. A warning: exit 0 unless --deny-warnings.
+    // The fixture's real mistakes: an mlx5 IRQ on the rx CPU, and isolcpus leaving out the hot CPUs' SMT
+    // siblings. Warnings: exit 0 unless --deny-warnings.
     assert!(err.contains("warning[irq-on-hot-cpu]: IRQ 154"), "{err}");
+    assert!(err.contains("24:7: warning[sibling-quiet]: cpu 12 (role=rx) shares its core with cpu 28"), "{err}");
+    assert!(err.contains("0 error(s), 8 warning(s)"), "{err}");
     let (code, _, _) =
         run(&["hw", "check", &repo("examples/layouts/two-socket.toml"), "--root", &two_socket(), "--deny-warnings"]);
     assert_eq!(code, 1);
@@ -103,7 +106,7 @@ fn gen_writes_every_target_and_refuses_a_layout_with_errors() {
     for (target, expect) in [
         ("eal", "-a 0000:af:00.0"),
         ("systemd", "CPUAffinity="),
-        ("kernel-cmdline", "isolcpus=managed_irq,domain,4-7,12-15 nohz_full=4-7,12-15"),
+        ("kernel-cmdline", "isolcpus=managed_irq,domain,4-7,12-15,20-23,28-30 nohz_full=4-7,12-15,20-23,28-30"),
         ("irq", "echo 0-3,8-11 > \"$proc/irq/154/smp_affinity_list\""),
     ] {
         let (code, out, err) = run(&["hw", "gen", &layout, "--root", &two_socket(), "--target", target]);

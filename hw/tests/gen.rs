@@ -283,13 +283,28 @@ fn kernel_cmdline_isolates_every_hot_cpu() {
         };
         let iso = value("isolcpus");
         assert!(iso.starts_with("managed_irq,domain,"), "{case}: {iso}");
-        assert_eq!(set(iso.trim_start_matches("managed_irq,domain,")), hot, "{case}");
-        assert_eq!(set(value("nohz_full")), hot, "{case}");
-        assert_eq!(set(value("rcu_nocbs")), hot, "{case}");
+        // The whole hot core: every hot CPU, and every online SMT sibling of one that has no role.
+        let quiet = set(iso.trim_start_matches("managed_irq,domain,"));
+        let roles: CpuSet = layout.roles().into_iter().map(|(c, _)| c).collect();
+        assert_eq!(quiet.intersection(&hot), hot, "{case}: {quiet}");
+        for cpu in hot.iter() {
+            let idle = machine.cpu(cpu).unwrap().smt_siblings.intersection(&machine.online).difference(&roles);
+            assert_eq!(quiet.intersection(&idle), idle, "{case}: cpu {cpu}'s idle siblings {idle} not in {quiet}");
+        }
+        assert_eq!(set(value("nohz_full")), quiet, "{case}");
+        assert_eq!(set(value("rcu_nocbs")), quiet, "{case}");
         let irq = set(value("irqaffinity"));
-        assert!(!irq.is_empty() && irq.intersection(&hot).is_empty(), "{case}: {irq}");
-        // Default housekeeping: online, not hot, and not isolated by the running kernel either.
-        assert_eq!(irq, machine.online.difference(&hot).difference(&machine.isolated), "{case}: default housekeeping");
+        assert!(!irq.is_empty() && irq.intersection(&quiet).is_empty(), "{case}: {irq}");
+        // Default housekeeping: online, not to be isolated, and not isolated by the running kernel either.
+        assert_eq!(
+            irq,
+            machine.online.difference(&quiet).difference(&machine.isolated),
+            "{case}: default housekeeping"
+        );
+        if case == "two-socket" {
+            // Hot 4-7 and 12; their siblings 20-23 and 28 are online and idle.
+            assert_eq!(quiet, set("4-7,12,20-23,28"));
+        }
     }
 }
 
@@ -303,11 +318,12 @@ fn kernel_cmdline_compares_with_the_running_kernel() {
         "# now (/proc/cmdline): isolcpus=4-7 (differs), nohz_full (not set), rcu_nocbs (not set), \
          irqaffinity (not set)"
     );
-    machine.cmdline = "ro isolcpus=domain,managed_irq,4-7,12 nohz_full=4,5,6,7,12 rcu_nocbs=1".into();
+    machine.cmdline =
+        "ro isolcpus=domain,managed_irq,4-7,12,20-23,28 nohz_full=4,5,6,7,12,20,21,22,23,28 rcu_nocbs=1".into();
     let out = gen_ok(Target::KernelCmdline, &machine, &layout);
     let now = out.lines().last().unwrap();
-    assert!(now.contains("isolcpus=domain,managed_irq,4-7,12 (same)"), "{now}");
-    assert!(now.contains("nohz_full=4,5,6,7,12 (same)"), "{now}");
+    assert!(now.contains("isolcpus=domain,managed_irq,4-7,12,20-23,28 (same)"), "{now}");
+    assert!(now.contains("nohz_full=4,5,6,7,12,20,21,22,23,28 (same)"), "{now}");
     assert!(now.contains("rcu_nocbs=1 (differs)"), "{now}");
 }
 
@@ -354,21 +370,25 @@ fn irq_script_passes_sh_n() {
         let done = sh.wait_with_output().unwrap();
         assert!(done.status.success(), "{case}: sh -n: {}\n{script}", String::from_utf8_lossy(&done.stderr));
         assert!(script.starts_with("#!/bin/sh\n") && script.contains("\nset -eu\n"), "{case}");
-        assert!(script.contains(&format!("IRQBALANCE_BANNED_CPULIST={}", layout.hot_cpus())), "{case}");
+        assert!(script.contains(&format!("IRQBALANCE_BANNED_CPULIST={}", layout.cpus_to_isolate(&machine))), "{case}");
     }
 }
 
 #[test]
 fn irq_script_moves_only_irqs_on_hot_cpus() {
-    let (machine, layout) = (two_socket(), layout("/l.toml", TWO_SOCKET_LAYOUT));
+    let (mut machine, layout) = (two_socket(), layout("/l.toml", TWO_SOCKET_LAYOUT));
+    // Only on cpu 20, the idle SMT sibling of hot cpu 4: it interrupts the hot core all the same.
+    machine.irqs.push(IrqInfo { number: 144, name: "nvme0q3".into(), affinity: set("20"), effective: None });
     let script = gen_ok(Target::Irq, &machine, &layout);
+    assert!(script.contains("# IRQ 144: nvme0q3 (now on CPUs 20, hot: 20)"), "{script}");
     assert!(script.contains("/irq/142/smp_affinity_list"), "{script}");
     assert!(script.contains("# IRQ 142: mlx5_comp3@pci:0000:af:00.1"), "{script}");
     assert!(!script.contains("/irq/30/"), "ttyS0 is on 0-3 already: {script}");
     let mask =
         script.lines().find_map(|l| l.strip_prefix("echo ")?.strip_suffix(" > \"$proc/irq/default_smp_affinity\""));
-    // Never onto an isolated CPU (13-15 are isolated and unused here).
-    assert_eq!(CpuSet::parse_mask(mask.unwrap()).unwrap(), set("0-3,8-11,16-30"));
+    // Never onto an isolated CPU (13-15 are isolated and unused here), nor onto the hot CPUs' idle
+    // siblings 20-23 and 28.
+    assert_eq!(CpuSet::parse_mask(mask.unwrap()).unwrap(), set("0-3,8-11,16-19,24-27,29-30"));
 }
 
 /// Runs the script against a fake `/proc` where IRQ 142 refuses (its `smp_affinity_list` is a directory):
@@ -395,10 +415,10 @@ fn irq_script_runs_and_tolerates_a_refusal() {
     let stderr = String::from_utf8_lossy(&done.stderr);
     assert!(done.status.success(), "{stderr}");
     assert!(stderr.contains("IRQ 142: kernel refused (managed IRQ?)"), "{stderr}");
-    let hk = set("0-3,8-11,16-30");
+    let hk = set("0-3,8-11,16-19,24-27,29-30");
     assert_eq!(std::fs::read_to_string(proc.join("irq/143/smp_affinity_list")).unwrap(), format!("{hk}\n"));
     assert_eq!(std::fs::read_to_string(proc.join("irq/default_smp_affinity")).unwrap(), format!("{}\n", hk.to_mask()));
-    assert!(String::from_utf8_lossy(&done.stdout).contains("IRQBALANCE_BANNED_CPULIST=4-7,12"));
+    assert!(String::from_utf8_lossy(&done.stdout).contains("IRQBALANCE_BANNED_CPULIST=4-7,12,20-23,28"));
     std::fs::remove_dir_all(&proc).unwrap();
 }
 

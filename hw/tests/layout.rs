@@ -14,6 +14,14 @@ fn machine() -> Machine {
     common::two_socket()
 }
 
+/// [`machine`] with whole cores isolated: the SMT siblings of 4-7 and 12-15 too (31 is offline).
+fn tuned() -> Machine {
+    let mut m = machine();
+    m.isolated = set("4-7,12-15,20-23,28-30");
+    m.nohz_full = m.isolated.clone();
+    m
+}
+
 const GOOD: &str = r#"
 [runtime]
 name = "iex-fh-a"
@@ -127,8 +135,34 @@ fn none(text: &str, name: &str) {
 
 #[test]
 fn the_good_layout_has_no_problem() {
-    let problems = check_on(GOOD, &machine());
+    let problems = check_on(GOOD, &tuned());
     assert!(problems.is_empty(), "{}", show(&problems));
+}
+
+#[test]
+fn sibling_quiet() {
+    // On `machine`, hot cpu 4's sibling 20 is online and not isolated.
+    let t = format!("{RX4}{}", rx(4));
+    one(
+        &t,
+        "sibling-quiet",
+        (5, 7),
+        &["cpu 4 (role=rx) shares its core with cpu 20, which is not isolated", "isolate cpu 20 too"],
+    );
+    none_on(&tuned(), &t, "sibling-quiet");
+    // Telemetry on the sibling shares the core even when it is isolated.
+    let with_telemetry = format!("{t}[telemetry]\ncpu = 20\n");
+    let p = one_on(
+        &tuned(),
+        &with_telemetry,
+        "sibling-quiet",
+        (5, 7),
+        &["cpu 20, which runs telemetry (telemetry.cpu at line"],
+    );
+    assert_eq!(p.severity, Severity::Warning);
+    // An offline sibling (31, of 15) cannot share anything; isolation = "ignore" turns the advice off.
+    none(&format!("{RX4}{}", rx(15)), "sibling-quiet");
+    none(&format!("[runtime]\nisolation = \"ignore\"\n{t}"), "sibling-quiet");
 }
 
 #[test]
@@ -514,7 +548,7 @@ fn irq_on_hot_cpu() {
 
 #[test]
 fn clock() {
-    let mut m = machine();
+    let mut m = tuned();
     m.clock.clocksource = "hpet".into();
     m.clock.nonstop_tsc = false;
     let all = check_on(GOOD, &m);

@@ -1,4 +1,5 @@
-//! A POSIX `sh` script moving IRQs off the hot CPUs.
+//! A POSIX `sh` script moving IRQs off the hot CPUs and their idle SMT siblings
+//! ([`Layout::cpus_to_isolate`](crate::Layout::cpus_to_isolate)).
 //!
 //! # Format
 //!
@@ -18,17 +19,18 @@
 
 use std::fmt::Write;
 
-use super::{GenError, Target, header, housekeeping, one_line};
+use super::{GenError, Target, header, housekeeping, one_line, quiet};
 use crate::{Layout, Machine};
 
 /// The script for `layout` on `machine`; see the [module documentation](self) for the format.
 pub fn generate(layout: &Layout, machine: &Machine) -> Result<String, GenError> {
-    let hot = layout.hot_cpus();
     let hk = housekeeping(layout, machine)?;
+    // The hot CPUs and their idle SMT siblings: an IRQ on the sibling still interrupts the hot core.
+    let hot = quiet(layout, machine, &hk);
     let mut out = String::from("#!/bin/sh\n");
     out.push_str(&header("#", Target::Irq, layout));
     let hot_text = if hot.is_empty() { "none".to_owned() } else { hot.to_string() };
-    let _ = writeln!(out, "# Moves IRQs off the hot CPUs ({hot_text}) onto the housekeeping CPUs ({hk}). Run as root.");
+    let _ = writeln!(out, "# Moves IRQs off the hot cores (CPUs {hot_text}) onto the housekeeping CPUs ({hk}). Run as root.");
     out.push_str("set -eu\n");
     out.push_str("proc=${WEIR_PROC:-/proc}\n");
     let _ = writeln!(out, "# IRQs registered from now on start on the housekeeping CPUs ({hk}, as a mask).");
@@ -49,12 +51,12 @@ pub fn generate(layout: &Layout, machine: &Machine) -> Result<String, GenError> 
         );
     }
     if left > 0 {
-        let _ = writeln!(out, "# {left} other IRQ(s) already keep off the hot CPUs.");
+        let _ = writeln!(out, "# {left} other IRQ(s) already keep off the hot cores.");
     }
     if !hot.is_empty() {
         let _ = writeln!(
             out,
-            "# irqbalance would move IRQs back onto the hot CPUs: ban them (irqbalance >= 1.8 reads this from \
+            "# irqbalance would move IRQs back onto the hot cores: ban them (irqbalance >= 1.8 reads this from \
              /etc/default/irqbalance or /etc/sysconfig/irqbalance), then restart it."
         );
         let _ = writeln!(out, "echo \"irqbalance: use IRQBALANCE_BANNED_CPULIST={hot}\"");

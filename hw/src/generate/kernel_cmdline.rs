@@ -14,13 +14,14 @@
 //! (same)`, `rcu_nocbs (not set)`. The comparison is by meaning: CPU lists as sets, `isolcpus` flags
 //! as a set (a bare `isolcpus=LIST` means `domain`).
 //!
-//! HOT is [`Layout::hot_cpus`]; HOUSEKEEPING is `runtime.housekeeping`, else the online CPUs that are not
-//! hot. A layout without a hot CPU, or leaving no housekeeping CPU, is an error.
+//! HOT is [`Layout::cpus_to_isolate`]: the hot CPUs ([`Layout::hot_cpus`]) and their online SMT siblings
+//! without a role, so that nothing else runs on a hot core (less any sibling `runtime.housekeeping` names).
+//! HOUSEKEEPING is [`Layout::housekeeping`]. A layout without a hot CPU, or leaving no housekeeping CPU, is an error.
 
 use std::collections::BTreeSet;
 use std::fmt::Write;
 
-use super::{GenError, Target, header, housekeeping};
+use super::{GenError, Target, header, housekeeping, quiet};
 use crate::{CpuSet, Layout, Machine};
 
 /// The `isolcpus=` flags weir asks for.
@@ -33,10 +34,11 @@ pub fn generate(layout: &Layout, machine: &Machine) -> Result<String, GenError> 
         return Err(GenError("the layout has no hot CPU (no role but telemetry), so nothing to isolate".into()));
     }
     let hk = housekeeping(layout, machine)?;
+    let quiet = quiet(layout, machine, &hk);
     let wanted = [
-        ("isolcpus", format!("{},{hot}", ISOLCPUS_FLAGS.join(","))),
-        ("nohz_full", hot.to_string()),
-        ("rcu_nocbs", hot.to_string()),
+        ("isolcpus", format!("{},{quiet}", ISOLCPUS_FLAGS.join(","))),
+        ("nohz_full", quiet.to_string()),
+        ("rcu_nocbs", quiet.to_string()),
         ("irqaffinity", hk.to_string()),
     ];
     let mut out = header("#", Target::KernelCmdline, layout);

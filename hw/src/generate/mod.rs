@@ -12,8 +12,10 @@
 //! strips) saying that `weir hw gen` made it, from which layout file and for which deployment.
 //!
 //! The CPU partition is the same in every target: the *hot* CPUs are [`Layout::hot_cpus`] (every role but
-//! telemetry); the *housekeeping* CPUs are [`Layout::housekeeping`] (`runtime.housekeeping`, else the online
-//! CPUs neither isolated nor hot: the rule `weir hw check` uses). A layout that leaves no housekeeping CPU, or whose `runtime.housekeeping`
+//! telemetry); the kernel command line isolates, and the IRQ script clears, [`Layout::cpus_to_isolate`]
+//! (the hot CPUs and their SMT siblings without a role: the whole core); the *housekeeping* CPUs are
+//! [`Layout::housekeeping`] (`runtime.housekeeping`, else the online CPUs neither isolated nor to be
+//! isolated: the rule `weir hw check` uses). A layout that leaves no housekeeping CPU, or whose `runtime.housekeeping`
 //! names a hot CPU, is a [`GenError`] for every target.
 //!
 //! Adding a target: write `newtarget.rs` with `pub fn generate(layout: &Layout, machine: &Machine) ->
@@ -65,7 +67,7 @@ targets! {
     Systemd => systemd, "systemd";
     /// The kernel command-line partition (`isolcpus`, `nohz_full`, `rcu_nocbs`, `irqaffinity`).
     KernelCmdline => kernel_cmdline, "kernel-cmdline";
-    /// A shell script setting the affinity of every IRQ on a hot CPU to the housekeeping CPUs.
+    /// A shell script setting the affinity of every IRQ on a hot core to the housekeeping CPUs.
     Irq => irq, "irq";
 }
 
@@ -129,6 +131,12 @@ fn header(comment: &str, target: Target, layout: &Layout) -> String {
 fn at(layout: &Layout, span: Range<usize>) -> String {
     let (line, col) = line_col(&layout.source, span.start);
     format!("{}:{line}:{col}: ", layout.path.display())
+}
+
+/// The CPUs to isolate ([`Layout::cpus_to_isolate`]: the hot CPUs and their idle SMT siblings) less any
+/// sibling `runtime.housekeeping` names: what the kernel command line isolates and IRQs keep off.
+fn quiet(layout: &Layout, machine: &Machine, housekeeping: &CpuSet) -> CpuSet {
+    layout.cpus_to_isolate(machine).difference(housekeeping)
 }
 
 /// The housekeeping CPUs ([`Layout::housekeeping`], the rule the checks use): never empty and never

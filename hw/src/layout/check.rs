@@ -21,6 +21,7 @@ pub const CHECKS: &[&str] = &[
     "one-hot-role-per-cpu",
     "hot-smt-siblings",
     "isolation",
+    "sibling-quiet",
     "duplicate-name",
     "nic-source",
     "nic-present",
@@ -47,6 +48,7 @@ pub fn check(layout: &Layout, machine: &Machine) -> Vec<Problem> {
     one_hot_role_per_cpu(&mut cx);
     hot_smt_siblings(&mut cx);
     isolation(&mut cx);
+    sibling_quiet(&mut cx);
     duplicate_name(&mut cx);
     nic_source(&mut cx);
     nic_present(&mut cx);
@@ -305,6 +307,42 @@ fn isolation(cx: &mut Cx<'_>) {
         };
         let sev = if policy == Isolation::Require { Severity::Error } else { Severity::Warning };
         cx.push(sev, "isolation", Some(p.span), message, fix);
+    }
+}
+
+/// The other half of a hot core: an online SMT sibling that the kernel may schedule on (not isolated) or
+/// that telemetry uses shares the hot CPU's caches and pipeline. A warning, unless `isolation = "ignore"`;
+/// two hot siblings are [`hot_smt_siblings`]'s.
+fn sibling_quiet(cx: &mut Cx<'_>) {
+    if cx.l.isolation() == Isolation::Ignore {
+        return;
+    }
+    let isolated = cx.m.isolated.union(&cx.m.nohz_full);
+    let hot = cx.hot_set();
+    let places = cx.places.clone();
+    for p in cx.hot() {
+        let Some(info) = cx.m.cpu(p.cpu).filter(|c| c.online) else { continue };
+        let siblings = info.smt_siblings.intersection(&cx.m.online).difference(&hot);
+        for sib in siblings.iter().filter(|&s| s != p.cpu) {
+            let at = format!("cpu {} (role={}) shares its core with cpu {sib}", p.cpu, p.role);
+            let (message, fix) = match places.iter().find(|q| q.cpu == sib) {
+                Some(q) => (
+                    format!("{at}, which runs {} ({} at {})", q.role, q.source, cx.line(&q.span)),
+                    format!("move {} to a housekeeping CPU on another core and leave cpu {sib} idle", q.role),
+                ),
+                None if !isolated.contains(sib) => (
+                    format!(
+                        "{at}, which is not isolated: the kernel runs other tasks there, on the same caches and pipeline"
+                    ),
+                    format!(
+                        "isolate cpu {sib} too and leave it idle (`weir hw gen --target kernel-cmdline` does), take \
+                         it offline (echo 0 > /sys/devices/system/cpu/cpu{sib}/online), or turn SMT off"
+                    ),
+                ),
+                None => continue,
+            };
+            cx.warn("sibling-quiet", p.span.clone(), message, fix);
+        }
     }
 }
 

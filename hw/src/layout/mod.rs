@@ -475,21 +475,40 @@ impl Layout {
     }
 
     /// Housekeeping CPUs (IRQs, RCU callbacks, other threads): `runtime.housekeeping` when it parses; else the
-    /// online CPUs that are neither isolated nor nohz_full on `machine` and have no hot role; else, when
-    /// isolation covers everything, any online CPU without a hot role. The checks and every generator use
-    /// this one rule, so an IRQ fix and the generated IRQ script agree.
+    /// online CPUs that are neither isolated nor nohz_full on `machine` and not [to be
+    /// isolated](Self::cpus_to_isolate); else, when isolation covers everything, any online CPU not to be
+    /// isolated; else any online CPU without a hot role. The checks and every generator use this one rule,
+    /// so an IRQ fix and the generated IRQ script agree.
     pub fn housekeeping(&self, machine: &crate::Machine) -> crate::CpuSet {
         let explicit = self.runtime.housekeeping.as_ref().and_then(|h| crate::CpuSet::parse_list(h.get_ref()).ok());
         explicit.unwrap_or_else(|| {
-            let hot = self.hot_cpus();
-            let kernel = machine.housekeeping().difference(&hot);
-            if kernel.is_empty() { machine.online.difference(&hot) } else { kernel }
+            let quiet = self.cpus_to_isolate(machine);
+            let kernel = machine.housekeeping().difference(&quiet);
+            [kernel, machine.online.difference(&quiet), machine.online.difference(&self.hot_cpus())]
+                .into_iter()
+                .find(|set| !set.is_empty())
+                .unwrap_or_default()
         })
     }
 
     /// CPUs with a hot role.
     pub fn hot_cpus(&self) -> crate::CpuSet {
         self.roles().into_iter().filter(|(_, r)| r.is_hot()).map(|(c, _)| c).collect()
+    }
+
+    /// What the kernel should keep to itself for weir: the hot CPUs and the online SMT siblings of each that
+    /// the layout gives no role. A task or IRQ on an idle sibling shares the hot core's caches and
+    /// pipeline, so the whole core is isolated, as the kernel command line `weir hw gen` writes says.
+    pub fn cpus_to_isolate(&self, machine: &crate::Machine) -> crate::CpuSet {
+        let hot = self.hot_cpus();
+        let used: crate::CpuSet = self.roles().into_iter().map(|(c, _)| c).collect();
+        let mut out = hot.clone();
+        for cpu in hot.iter() {
+            if let Some(info) = machine.cpu(cpu) {
+                out = out.union(&info.smt_siblings.intersection(&machine.online).difference(&used));
+            }
+        }
+        out
     }
 }
 
