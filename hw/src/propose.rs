@@ -1,7 +1,7 @@
 //! A layout proposed for a machine: housekeeping and telemetry on the first core, each NIC polled from a
 //! core on the NIC's own node, DAG workers on the cores left, one hardware thread per core (SMT siblings
-//! of hot CPUs stay idle), isolated CPUs first. The proposal is checked with [`crate::layout::check()`]
-//! before it is returned: it never carries an error.
+//! of hot CPUs stay idle), isolated CPUs first, cores isolated whole before those with a busy sibling. The
+//! proposal is checked with [`crate::layout::check()`] before it is returned: it never carries an error.
 
 use std::fmt::Write;
 use std::path::Path;
@@ -34,7 +34,10 @@ pub struct Proposal {
 struct PhysCore {
     node: u32,
     threads: Vec<u32>,
+    /// The thread weir uses (the first) is isolated.
     isolated: bool,
+    /// Every online thread of the core is isolated: nothing else shares it (`sibling-quiet` is silent).
+    whole: bool,
 }
 
 /// Propose a layout for `machine`. Errors say what does not fit (an unknown NIC, too few cores on a node).
@@ -47,7 +50,7 @@ pub fn propose(machine: &Machine, request: &Request) -> Result<Proposal, String>
         };
         match cores.iter_mut().find(|c| key(c)) {
             Some(core) => core.threads.push(cpu.id),
-            None => cores.push(PhysCore { node: cpu.node, threads: vec![cpu.id], isolated: true }),
+            None => cores.push(PhysCore { node: cpu.node, threads: vec![cpu.id], isolated: true, whole: true }),
         }
     }
     if cores.len() < 2 {
@@ -57,17 +60,21 @@ pub fn propose(machine: &Machine, request: &Request) -> Result<Proposal, String>
             cores.len()
         ));
     }
-    // Only a core's first thread is used; whether its idle sibling is isolated does not matter here.
+    // Only a core's first thread is used. Its siblings stay idle; a core isolated whole is better still
+    // (nothing else is scheduled on it), so it sorts first.
+    let isolated = machine.isolated.union(&machine.nohz_full);
     for core in &mut cores {
         let first = core.threads[0];
-        core.isolated = machine.isolated.contains(first) || machine.nohz_full.contains(first);
+        core.isolated = isolated.contains(first);
+        let siblings = machine.cpu(first).map(|c| c.smt_siblings.intersection(&machine.online)).unwrap_or_default();
+        core.whole = core.isolated && siblings.difference(&isolated).is_empty();
     }
     // Housekeeping: the core holding the lowest usable CPU (CPU 0 almost always), all its threads.
     let housekeeping_core = cores.remove(0);
     let housekeeping: CpuSet = housekeeping_core.threads.iter().copied().collect();
     let telemetry_cpu = housekeeping_core.threads[0];
-    // Isolated cores first, then by CPU id.
-    cores.sort_by_key(|c| (!c.isolated, c.threads[0]));
+    // Isolated cores first (whole ones before those with a busy sibling), then by CPU id.
+    cores.sort_by_key(|c| (!c.isolated, !c.whole, c.threads[0]));
 
     let name = quote(request.name.as_deref().unwrap_or("weir"));
     let mut toml = String::new();

@@ -160,6 +160,17 @@ fn sibling_quiet() {
         &["cpu 20, which runs telemetry (telemetry.cpu at line"],
     );
     assert_eq!(p.severity, Severity::Warning);
+    // Named as housekeeping, the sibling takes IRQs and threads: the fix is to take it out, not to isolate
+    // it (which the `housekeeping` check would then warn about).
+    let named = format!("[runtime]\nname = \"t\"\nhousekeeping = \"0,20\"\n{t}");
+    let p = one_on(
+        &tuned(),
+        &named,
+        "sibling-quiet",
+        (8, 7),
+        &["cpu 20, which runtime.housekeeping names", "take cpu 20 out of runtime.housekeeping"],
+    );
+    assert!(!p.fix.contains("kernel-cmdline"), "{p}");
     // An offline sibling (31, of 15) cannot share anything; isolation = "ignore" turns the advice off.
     none(&format!("{RX4}{}", rx(15)), "sibling-quiet");
     none(&format!("[runtime]\nisolation = \"ignore\"\n{t}"), "sibling-quiet");
@@ -543,7 +554,32 @@ fn irq_on_hot_cpu() {
         });
     }
     let t = format!("{RX4}{}", rx(4));
-    one_on(&m, &t, "irq-on-hot-cpu", (5, 7), &["6 IRQs may run on cpu 4 (role=rx): 30-35"]);
+    let all = check_on(&t, &m);
+    let irq: Vec<String> = all.iter().filter(|p| p.check == "irq-on-hot-cpu").map(|p| p.message.clone()).collect();
+    // 0-30 also covers cpu 20, cpu 4's idle sibling: the same core is interrupted there.
+    assert_eq!(
+        irq,
+        [
+            "6 IRQs may run on cpu 4 (role=rx): 30-35",
+            "6 IRQs may run on cpu 20, the idle SMT sibling of cpu 4 (role=rx): 30-35"
+        ],
+        "{}",
+        show(&all)
+    );
+
+    // An IRQ only on the idle sibling is found even where the sibling is isolated (isolcpus does not move
+    // IRQs), and is silent once the layout gives that sibling to housekeeping.
+    let mut m = tuned();
+    m.irqs.push(IrqInfo { number: 144, name: "nvme0q3".into(), affinity: set("20"), effective: None });
+    let p = one_on(
+        &m,
+        &t,
+        "irq-on-hot-cpu",
+        (5, 7),
+        &["IRQ 144 (nvme0q3) may run on cpu 20, the idle SMT sibling of cpu 4 (role=rx)"],
+    );
+    assert!(p.fix.contains("echo 0-3,8-11,16-19,24-27 > /proc/irq/144/smp_affinity_list"), "{p}");
+    none_on(&m, &format!("[runtime]\nname = \"t\"\nhousekeeping = \"0,20\"\n{t}"), "irq-on-hot-cpu");
 }
 
 #[test]

@@ -28,8 +28,9 @@ fn two_socket_proposal_is_nic_local_isolated_and_clean() {
     let layout = parse(&proposal.toml);
     let rx: Vec<(u32, String)> =
         layout.cores.iter().map(|c| (*c.cpu.get_ref(), c.nic.as_ref().unwrap().get_ref().clone())).collect();
-    // ens1f0 is on node 0, the vfio port on node 1: the first isolated CPU of each node.
-    assert_eq!(rx, vec![(4, "ens1f0".to_string()), (12, "nic1".to_string())]);
+    // ens1f0 is on node 0, the vfio port on node 1: an isolated CPU of each node, a whole isolated core
+    // first (15: its sibling 31 is offline), else the first.
+    assert_eq!(rx, vec![(4, "ens1f0".to_string()), (15, "nic1".to_string())]);
     assert_eq!(layout.hot_cpus().to_string(), "4-7,12-15");
     assert_eq!(layout.runtime.housekeeping.as_ref().unwrap().get_ref(), "0,16");
     assert_eq!(*layout.telemetry.as_ref().unwrap().cpu.get_ref(), 0);
@@ -56,6 +57,17 @@ fn two_socket_proposal_is_nic_local_isolated_and_clean() {
         siblings[0].starts_with("cpu 4 (role=rx) shares its core with cpu 20, which is not isolated"),
         "{siblings:?}"
     );
+}
+
+#[test]
+fn whole_isolated_cores_come_first() {
+    // Isolate cpu 13's sibling 29 too: core 13 is then isolated whole and takes node 1's rx before 12.
+    let mut machine = fixture("two-socket");
+    machine.isolated.insert(29);
+    let proposal = propose(&machine, &request(&["0000:af:00.0"], 0)).unwrap();
+    let layout = parse(&proposal.toml);
+    assert_eq!(*layout.cores[0].cpu.get_ref(), 13, "{}", proposal.toml);
+    assert!(proposal.warnings.iter().all(|p| !p.message.starts_with("cpu 13 ")), "{:#?}", proposal.warnings);
 }
 
 #[test]

@@ -7,11 +7,12 @@
 //!
 //! - the housekeeping CPUs, in mask form, into `/proc/irq/default_smp_affinity` (where IRQs registered
 //!   later start; a failure here, such as not being root, stops the script);
-//! - for every IRQ of [`Machine::irqs`] whose `smp_affinity_list` touches a hot CPU, a comment with its
+//! - for every IRQ of [`Machine::irqs`] whose `smp_affinity_list` touches a hot core (a CPU of
+//!   `cpus_to_isolate` less housekeeping), a comment with its
 //!   name and the housekeeping list into `/proc/irq/N/smp_affinity_list`, tolerating a refusal (the
 //!   kernel refuses managed IRQs, and an IRQ may be gone): `|| echo "IRQ N: kernel refused (managed
 //!   IRQ?)" >&2`;
-//! - the irqbalance setting that keeps them there (`IRQBALANCE_BANNED_CPULIST=HOT`), echoed.
+//! - the irqbalance setting that keeps them there (`IRQBALANCE_BANNED_CPULIST=` those CPUs), echoed.
 //!
 //! The IRQ list is the machine's at generation time: NIC queue IRQs appear when a driver starts, so
 //! generate and run it again after that. `/proc` can be replaced by a copy with the `WEIR_PROC`

@@ -319,6 +319,7 @@ fn sibling_quiet(cx: &mut Cx<'_>) {
     }
     let isolated = cx.m.isolated.union(&cx.m.nohz_full);
     let hot = cx.hot_set();
+    let hk = cx.housekeeping();
     let places = cx.places.clone();
     for p in cx.hot() {
         let Some(info) = cx.m.cpu(p.cpu).filter(|c| c.online) else { continue };
@@ -329,6 +330,17 @@ fn sibling_quiet(cx: &mut Cx<'_>) {
                 Some(q) => (
                     format!("{at}, which runs {} ({} at {})", q.role, q.source, cx.line(&q.span)),
                     format!("move {} to a housekeeping CPU on another core and leave cpu {sib} idle", q.role),
+                ),
+                // Named or left as housekeeping, the generators send IRQs and other threads there.
+                None if hk.contains(sib) && cx.l.runtime.housekeeping.is_some() => (
+                    format!("{at}, which runtime.housekeeping names: IRQs and other threads run there"),
+                    format!("take cpu {sib} out of runtime.housekeeping, then isolate it and leave it idle"),
+                ),
+                None if hk.contains(sib) => (
+                    format!(
+                        "{at}, which housekeeping needs: no CPU outside the hot cores is left for IRQs and other threads"
+                    ),
+                    "leave a whole core without a hot role for housekeeping, or turn SMT off".into(),
                 ),
                 None if !isolated.contains(sib) => (
                     format!(
@@ -868,33 +880,49 @@ const IRQS_ONE_BY_ONE: usize = 3;
 
 /// IRQs whose affinity lets them run on a hot CPU (a warning: the kernel may still move managed ones).
 fn irq_on_hot_cpu(cx: &mut Cx<'_>) {
-    let hk = list(&cx.housekeeping());
-    for p in cx.hot() {
-        let irqs: Vec<_> = cx.m.irqs.iter().filter(|i| i.affinity.contains(p.cpu)).collect();
+    let housekeeping = cx.housekeeping();
+    let hk = list(&housekeeping);
+    // Each hot CPU, then the idle SMT siblings the generators isolate with it (an IRQ there interrupts
+    // the same core), each reported at the hot CPU's position.
+    let quiet = cx.l.cpus_to_isolate(cx.m).difference(&housekeeping);
+    let hot = cx.hot();
+    let mut targets: Vec<(u32, String, Range<usize>)> =
+        hot.iter().map(|p| (p.cpu, format!("cpu {} (role={})", p.cpu, p.role), p.span.clone())).collect();
+    for p in &hot {
+        let Some(info) = cx.m.cpu(p.cpu) else { continue };
+        for sib in info.smt_siblings.intersection(&quiet).iter().filter(|s| !hot.iter().any(|h| h.cpu == *s)) {
+            targets.push((
+                sib,
+                format!("cpu {sib}, the idle SMT sibling of cpu {} (role={})", p.cpu, p.role),
+                p.span.clone(),
+            ));
+        }
+    }
+    for (cpu, what, span) in targets {
+        let irqs: Vec<_> = cx.m.irqs.iter().filter(|i| i.affinity.contains(cpu)).collect();
         if irqs.is_empty() {
             continue;
         }
-        let (cpu, role) = (p.cpu, p.role);
         let ban = format!("or ban cpu {cpu} in irqbalance (IRQBALANCE_BANNED_CPULIST)");
         if irqs.len() <= IRQS_ONE_BY_ONE {
             let found: Vec<(String, String)> = irqs
                 .iter()
                 .map(|i| {
                     (
-                        format!("IRQ {} ({}) may run on cpu {cpu} (role={role})", i.number, i.name),
+                        format!("IRQ {} ({}) may run on {what}", i.number, i.name),
                         format!("echo {hk} > /proc/irq/{}/smp_affinity_list, {ban}", i.number),
                     )
                 })
                 .collect();
             for (message, fix) in found {
-                cx.warn("irq-on-hot-cpu", p.span.clone(), message, fix);
+                cx.warn("irq-on-hot-cpu", span.clone(), message, fix);
             }
         } else {
             let numbers: CpuSet = irqs.iter().map(|i| i.number).collect();
             cx.warn(
                 "irq-on-hot-cpu",
-                p.span.clone(),
-                format!("{} IRQs may run on cpu {cpu} (role={role}): {numbers}", irqs.len()),
+                span,
+                format!("{} IRQs may run on {what}: {numbers}", irqs.len()),
                 format!(
                     "for n in {}; do echo {hk} > /proc/irq/$n/smp_affinity_list; done (or `weir hw gen --target irq`), {ban}",
                     numbers.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(" ")

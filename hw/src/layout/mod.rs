@@ -136,9 +136,9 @@ pub struct Runtime {
     /// Hugepages needed.
     pub hugepages: Option<HugepageNeed>,
     /// Housekeeping CPUs (kernel list format, `"0-1"`): where IRQs, RCU callbacks and other threads go.
-    /// Default: the machine's housekeeping CPUs (online, neither isolated nor nohz_full) without a hot role,
-    /// or every online CPU without a hot role when isolation leaves none (changed: isolated CPUs are not
-    /// housekeeping, so IRQ fixes never point at them).
+    /// Default: [`Layout::housekeeping`], the machine's housekeeping CPUs (online, neither isolated nor
+    /// nohz_full) outside the hot cores ([`Layout::cpus_to_isolate`]); isolated CPUs are not housekeeping, so
+    /// IRQ fixes never point at them.
     pub housekeeping: Option<Spanned<String>>,
 }
 
@@ -504,7 +504,8 @@ impl Layout {
         let used: crate::CpuSet = self.roles().into_iter().map(|(c, _)| c).collect();
         let mut out = hot.clone();
         for cpu in hot.iter() {
-            if let Some(info) = machine.cpu(cpu) {
+            // An offline hot CPU is `cpu-exists`' error; its core is not weir's.
+            if let Some(info) = machine.cpu(cpu).filter(|c| c.online) {
                 out = out.union(&info.smt_siblings.intersection(&machine.online).difference(&used));
             }
         }
