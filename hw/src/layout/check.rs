@@ -884,13 +884,13 @@ fn irq_on_hot_cpu(cx: &mut Cx<'_>) {
     let hk = list(&housekeeping);
     // Each hot CPU, then the idle SMT siblings the generators isolate with it (an IRQ there interrupts
     // the same core), each reported at the hot CPU's position.
-    let quiet = cx.l.cpus_to_isolate(cx.m).difference(&housekeeping);
     let hot = cx.hot();
+    let idle_siblings = cx.l.cpus_to_isolate(cx.m).difference(&housekeeping).difference(&cx.hot_set());
     let mut targets: Vec<(u32, String, Range<usize>)> =
         hot.iter().map(|p| (p.cpu, format!("cpu {} (role={})", p.cpu, p.role), p.span.clone())).collect();
     for p in &hot {
         let Some(info) = cx.m.cpu(p.cpu) else { continue };
-        for sib in info.smt_siblings.intersection(&quiet).iter().filter(|s| !hot.iter().any(|h| h.cpu == *s)) {
+        for sib in info.smt_siblings.intersection(&idle_siblings).iter() {
             targets.push((
                 sib,
                 format!("cpu {sib}, the idle SMT sibling of cpu {} (role={})", p.cpu, p.role),
